@@ -1,0 +1,1 @@
+"""Data for hjr: readers, crops, TFDS builders, the tf.data pipeline and augmentation."""

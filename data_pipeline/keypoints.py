@@ -1,0 +1,34 @@
+"""The hand skeleton shared by every part of hjr.
+
+Keypoints are float32 [21, 2] in pixels, x = column, y = row, pixel i covering [i, i+1),
+in RHD's joint order: 0 wrist, then per finger (thumb, index, middle, ring, little) four
+joints running tip -> base (1-4 thumb tip..base, 5-8 index tip..MCP, ...).
+"""
+
+NUM_JOINTS = 21
+CROP_SIZE = 128  # side of the network input, pixels
+
+FINGERS = ("thumb", "index", "middle", "ring", "little")
+JOINT_NAMES = ("wrist",) + tuple(
+    f"{finger}_{part}" for finger in FINGERS for part in ("tip", "3", "2", "base")
+)
+
+# Bones as (parent, child) pairs: wrist -> each finger base, then base -> ... -> tip.
+BONES = tuple(
+    pair
+    for f in range(5)
+    for pair in (
+        (0, 4 * f + 4),
+        (4 * f + 4, 4 * f + 3),
+        (4 * f + 3, 4 * f + 2),
+        (4 * f + 2, 4 * f + 1),
+    )
+)
+
+# BGR-free drawing colours (RGB) per finger, the wrist in white.
+FINGER_COLOURS = ((255, 64, 64), (255, 200, 0), (64, 220, 64), (0, 180, 255), (200, 80, 255))
+
+
+def joint_colour(joint: int) -> tuple:
+    """RGB colour of a joint: its finger's colour, white for the wrist."""
+    return (255, 255, 255) if joint == 0 else FINGER_COLOURS[(joint - 1) // 4]

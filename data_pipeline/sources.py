@@ -1,0 +1,139 @@
+"""`--data SOURCE`: which hands to read, and where their prepared TFDS copy lives.
+
+SOURCE is `synthetic` (the default, built in), a folder holding the competition's
+`training.h5` / `testing.h5`, or a folder holding the public RHD dataset
+(`RHD_published_v2/`). Options follow a colon, comma separated:
+    synthetic:train=2000,validation=100,test=200,seed=3
+    /data/kaggle:validation=480
+"""
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+SPLITS = ("train", "validation", "test")
+OPTIONS = {  # option -> (HandConfig field, which sources accept it)
+    "validation": ("num_validation", ("synthetic", "kaggle", "rhd")),
+    "split_seed": ("split_seed", ("synthetic", "kaggle", "rhd")),
+    "train": ("num_train", ("synthetic",)),
+    "test": ("num_test", ("synthetic",)),
+    "seed": ("seed", ("synthetic",)),
+}
+ENV_DATA_DIR = "HJR_DATA_DIR"
+
+
+def default_data_dir() -> Path:
+    """$HJR_DATA_DIR, else $XDG_CACHE_HOME/hjr/datasets (~/.cache/hjr/datasets)."""
+    if os.environ.get(ENV_DATA_DIR):
+        return Path(os.environ[ENV_DATA_DIR]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "hjr" / "datasets"
+
+
+@dataclass
+class Source:
+    kind: str  # "synthetic", "kaggle" or "rhd"
+    path: Path = None  # the folder of a kaggle or rhd source
+    options: dict = field(default_factory=dict)  # HandConfig field -> int
+
+    def __str__(self):
+        return "synthetic" if self.path is None else f"{self.kind} data in {self.path}"
+
+
+def _kind_of_folder(path: Path) -> str:
+    if (path / "training.h5").exists() or (path / "testing.h5").exists():
+        return "kaggle"
+    if (path / "RHD_published_v2").is_dir() or path.name == "RHD_published_v2":
+        return "rhd"
+    if (path / "training" / "anno_training.pickle").exists():
+        return "rhd"
+    raise UserError(
+        f"--data {path}: expected training.h5 / testing.h5 (competition) or "
+        "RHD_published_v2/ (RHD) in this folder, found neither"
+    )
+
+
+def parse_source(spec: str) -> Source:
+    """Parse a --data value; raises UserError naming the flag and what was expected."""
+    spec = str(spec)
+    head, options = spec, {}
+    match = re.fullmatch(r"(.*?):((?:\w+=[-\w]+,?)+)", spec)
+    if match:
+        head = match.group(1)
+        for item in filter(None, match.group(2).split(",")):
+            key, value = item.split("=", 1)
+            options[key] = value
+    if head == "synthetic":
+        source = Source("synthetic")
+    else:
+        path = Path(head).expanduser()
+        if not path.exists():
+            raise UserError(f"--data {head}: no such folder (or use 'synthetic')")
+        if not path.is_dir():
+            raise UserError(f"--data {head}: expected a folder, got a file")
+        source = Source(_kind_of_folder(path), path.resolve())
+    for key, value in options.items():
+        if key not in OPTIONS or source.kind not in OPTIONS[key][1]:
+            allowed = [k for k, (_, kinds) in OPTIONS.items() if source.kind in kinds]
+            raise UserError(
+                f"--data {spec}: unknown option {key!r} for a {source.kind} source; "
+                f"expected one of {', '.join(allowed)}"
+            )
+        if not value.isdigit():
+            raise UserError(f"--data {spec}: {key} must be a whole number, got {value!r}")
+        source.options[OPTIONS[key][0]] = int(value)
+    return source
+
+
+def _fingerprint(path: Path) -> str:
+    """A short hash of the source files' paths, sizes and times: a changed file
+    gives a new prepared copy."""
+    digest = hashlib.sha1(str(path).encode())
+    patterns = ("*.h5", "RHD_published_v2/*/*.pickle", "*/*.pickle")
+    for pattern in patterns:
+        for item in sorted(path.glob(pattern)):
+            stat = item.stat()
+            digest.update(f"{item}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:10]
+
+
+def builder_for(source: Source, crop: str = "biased", data_dir=None):
+    """The TFDS builder of a source in a crop mode (not prepared yet)."""
+    from . import tfds_builders as b
+
+    options = dict(source.options)
+    if source.kind == "synthetic":
+        conf = b.HandConfig(name="x", crop=crop, **options)
+        conf.name = (
+            f"{crop}_train{conf.num_train}_val{conf.num_validation}"
+            f"_test{conf.num_test}_seed{conf.seed}_split{conf.split_seed}"
+        )
+    else:
+        conf = b.HandConfig(name="x", crop=crop, **options)
+        conf.name = (
+            f"{crop}_val{conf.num_validation}_split{conf.split_seed}_"
+            + _fingerprint(source.path)
+        )
+    cls = {"synthetic": b.HjrSynthetic, "kaggle": b.HjrKaggle, "rhd": b.HjrRhd}
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    return cls[source.kind](config=conf, data_dir=str(data_dir))
+
+
+def prepare(source: Source, crop: str = "biased", data_dir=None):
+    """The builder, prepared into the data dir on first use (with a progress bar)
+    and reused afterwards."""
+    import tensorflow_datasets as tfds
+
+    builder = builder_for(source, crop, data_dir)
+    config = tfds.download.DownloadConfig(
+        manual_dir=str(source.path) if source.path else None,
+        try_download_gcs=False,
+    )
+    if not builder.is_prepared():
+        print(f"hjr: preparing {source} ({crop} crops) into {builder.data_dir}")
+    builder.download_and_prepare(download_config=config)
+    return builder

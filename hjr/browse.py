@@ -1,0 +1,65 @@
+"""`hjr browse`: write what the network sees, sample by sample."""
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from data_pipeline import augment
+from data_pipeline.files import write_png
+from data_pipeline.kaggle_csv import write_keypoints_csv
+from data_pipeline.pipeline import is_labelled, make_dataset, open_split
+from data_pipeline.sources import Source
+
+from .draw import contact_sheet, draw_keypoints
+
+GRID_MAX = 64  # samples shown in grid.png
+
+
+def browse(
+    source: Source,
+    split: str,
+    out: Path,
+    num: int = 16,
+    seed: int = 0,
+    augmented: bool = False,
+    crop: str = "biased",
+    data_dir=None,
+    augment_conf: dict = None,
+) -> Path:
+    """Write the first `num` samples of a split into `out`:
+    <id>.png (the 128x128 network input, nothing drawn), <id>_overlay.png (joints
+    and bones), keypoints.csv (labels in the submission format; labelled splits
+    only) and grid.png. With `augmented`, the training augmentation drawn from
+    `seed` (batch b uses the seed pair (seed, b)). Returns `out`.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    builder, count = open_split(source, split, crop, data_dir)
+    labelled = is_labelled(builder, split)
+    batch_size = max(1, min(num, 32))
+    ds = make_dataset(source, split, batch_size, crop=crop, data_dir=data_dir)
+    ids, keypoints, overlays = [], [], []
+    for b, batch in enumerate(ds.take(-(-num // batch_size))):
+        images, points = batch["image"], batch["keypoints"]
+        if augmented:
+            images, points = augment.augment_batch(
+                images, points, tf.constant([seed, b], tf.int64), augment_conf
+            )
+        images = np.round(images.numpy()).clip(0, 255).astype(np.uint8)
+        for image, kp, index in zip(images, points.numpy(), batch["id"].numpy()):
+            if len(ids) == num:
+                break
+            name = f"{index:05d}"
+            write_png(out / f"{name}.png", image)
+            overlay = draw_keypoints(image, kp if labelled else None)
+            write_png(out / f"{name}_overlay.png", overlay)
+            ids.append(int(index))
+            keypoints.append(kp)
+            if len(overlays) < GRID_MAX:
+                overlays.append(overlay)
+    if labelled:
+        write_keypoints_csv(out / "keypoints.csv", ids, keypoints)
+    write_png(out / "grid.png", contact_sheet(overlays, [f"{i:05d}" for i in ids]))
+    print(f"hjr: wrote {len(ids)} of {count} {split} samples of {source} to {out}")
+    return out

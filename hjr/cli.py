@@ -1,0 +1,80 @@
+"""The `hjr` command line: a thin layer over the Python API."""
+
+import argparse
+import os
+import sys
+
+from data_pipeline.crop import CROPS
+from data_pipeline.errors import UserError
+from data_pipeline.sources import SPLITS
+
+DATA_HELP = (
+    "synthetic (built in, default), a folder with the competition's training.h5/"
+    "testing.h5, or a folder with RHD_published_v2/; options after a colon, e.g. "
+    "synthetic:train=2000,test=200 or DIR:validation=480"
+)
+
+
+def _positive(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text}")
+    return value
+
+
+def _add_data_flags(parser):
+    parser.add_argument("--data", default="synthetic", help=DATA_HELP)
+    parser.add_argument("--crop", choices=CROPS, default="biased",
+                        help="crop of the train and validation splits (default biased)")
+    parser.add_argument("--data-dir", default=None,
+                        help="where prepared sources live (default $HJR_DATA_DIR, "
+                        "else ~/.cache/hjr/datasets)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hjr", description="2D hand-joint recognition: data, training, export."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    browse = commands.add_parser("browse", help="write the network's input crops as PNGs")
+    _add_data_flags(browse)
+    browse.add_argument("--split", choices=SPLITS, default="train")
+    browse.add_argument("--augment", action="store_true",
+                        help="apply the training augmentation")
+    browse.add_argument("--max-angle", type=float, default=0.0,
+                        help="with --augment: extra rotation in [-A, A] degrees")
+    browse.add_argument("--num", type=_positive, default=16, help="samples to write")
+    browse.add_argument("--seed", type=int, default=0, help="augmentation seed")
+    browse.add_argument("--out", required=True, help="output folder")
+    return parser
+
+
+def _run(args):
+    from data_pipeline.sources import parse_source
+
+    source = parse_source(args.data)
+    if args.command == "browse":
+        from .browse import browse
+
+        browse(source, args.split, args.out, num=args.num, seed=args.seed,
+               augmented=args.augment, crop=args.crop, data_dir=args.data_dir,
+               augment_conf={"max_angle": args.max_angle})
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        _run(args)
+    except UserError as error:
+        print(f"hjr: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hjr: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

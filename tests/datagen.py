@@ -1,0 +1,230 @@
+"""Writers of small test inputs in the exact on-disk layouts the readers expect.
+
+- write_kaggle_files: the competition's training.h5 / testing.h5 (BGR, channel-first).
+- write_rhd_tree: an RHD_published_v2 tree built from the 3 real RHD frames in
+  shared/data/rhd_samples (the shared folder can be moved with HJR_SHARED_DIR).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+RHD_SIZE = 320
+BAD_FRAME_ID = 11112  # training frame whose chosen hand leaves the frame
+OUT_OF_FRAME_JOINT = 5
+
+
+def shared_dir() -> Path:
+    """The project's shared folder: $HJR_SHARED_DIR, else <repo>/../shared."""
+    if os.environ.get("HJR_SHARED_DIR"):
+        return Path(os.environ["HJR_SHARED_DIR"])
+    return Path(__file__).resolve().parents[2] / "shared"
+
+
+def rhd_samples() -> list[dict]:
+    """The real RHD frames with their mmpose annotations, sorted by id.
+
+    Each: {"id", "png" (Path), "hand" ("left"/"right"), "keypoints" float32 [21, 2],
+    "visible" float32 [21], "xyz" float32 [21, 3] metres, "K" float32 [3, 3]}.
+    """
+    folder = shared_dir() / "data" / "rhd_samples"
+    if not (folder / "test_rhd.json").is_file():
+        raise FileNotFoundError(f"{folder}: no test_rhd.json; set HJR_SHARED_DIR")
+    coco = json.loads((folder / "test_rhd.json").read_text())
+    annotations = {a["image_id"]: a for a in coco["annotations"]}
+    samples = []
+    for image in sorted(coco["images"], key=lambda im: im["id"]):
+        anno = annotations[image["id"]]
+        points = np.asarray(anno["keypoints"], dtype=np.float32)
+        (fx, fy), (cx, cy) = image["cam_param"]["focal"], image["cam_param"]["princpt"]
+        samples.append(
+            {
+                "id": image["id"],
+                "png": folder / image["file_name"],
+                "hand": anno["hand_type"],
+                "keypoints": points[:, :2],
+                "visible": points[:, 2],
+                "xyz": np.asarray(anno["joint_cam"], dtype=np.float32) / 1000.0,
+                "K": np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32),
+            }
+        )
+    return samples
+
+
+def write_h5(path: Path, datasets: dict[str, np.ndarray]) -> Path:
+    """Write {"group/name": array} as-is into a new HDF5 file; returns path."""
+    with h5py.File(path, "w") as h5:
+        for name, array in datasets.items():
+            h5.create_dataset(name, data=array)
+    return path
+
+
+def write_kaggle_files(
+    folder: Path,
+    train_images_rgb: np.ndarray,
+    train_keypoints: np.ndarray,
+    test_images_rgb: np.ndarray | None = None,
+) -> None:
+    """Write folder/training.h5 (and folder/testing.h5) in the competition's layout.
+
+    train_images_rgb: uint8 [N, H, W, 3]; train_keypoints: [N, 21, 2] (x, y);
+    test_images_rgb: uint8 [M, 128, 128, 3] or None (no testing.h5).
+    Stored as "train/img" [N, 3, H, W] BGR, "train/kp_2D" float32 [N, 21, 2] and
+    "test/img" [M, 3, 128, 128] BGR.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_h5(
+        folder / "training.h5",
+        {
+            "train/img": to_bgr_chw(train_images_rgb),
+            "train/kp_2D": np.asarray(train_keypoints, dtype=np.float32),
+        },
+    )
+    if test_images_rgb is not None:
+        write_h5(folder / "testing.h5", {"test/img": to_bgr_chw(test_images_rgb)})
+
+
+def to_bgr_chw(images_rgb: np.ndarray) -> np.ndarray:
+    """uint8 [N, H, W, 3] RGB -> [N, 3, H, W] BGR."""
+    return np.ascontiguousarray(np.asarray(images_rgb)[..., ::-1].transpose(0, 3, 1, 2))
+
+
+def random_frames(
+    n: int, height: int, width: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noise images uint8 [n, H, W, 3] and keypoints float32 [n, 21, 2] in the frame."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, height, width, 3), dtype=np.uint8)
+    keypoints = rng.uniform(0, 1, size=(n, 21, 2)) * np.array([width, height])
+    return images, keypoints.astype(np.float32)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """A PNG (colour type 2, 8 bit) of uint8 [H, W, 3] RGB, written without OpenCV."""
+    height, width, _ = rgb.shape
+    rows = np.concatenate(
+        [np.zeros((height, 1), np.uint8), rgb.reshape(height, -1)], axis=1
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes()))
+        + chunk(b"IEND", b"")
+    )
+
+
+def write_rhd_tree(root: Path) -> dict:
+    """Build root/RHD_published_v2/{training,evaluation}/ from the real RHD frames.
+
+    training: the real ids (111, 1111, 11111) plus BAD_FRAME_ID, a copy of frame 111
+        whose chosen (left) hand has joint OUT_OF_FRAME_JOINT at x = 331.5, so it is
+        skipped. In frame 1111 the *other* hand's joint 1 is at x = -3, which must not
+        cause a skip. evaluation: the same three real frames as ids 0, 1, 2.
+    color/ holds the original PNG bytes. mask/ marks the annotated hand (dilated convex
+    hull of its keypoints with its palm label, the thumb with its thumb label), a
+    smaller other hand, and a body region (label 1). uv_vis has the JSON keypoints in
+    the annotated hand's slot and a shrunken copy, placed on the other-hand blob, in
+    the other slot; xyz and K follow the JSON's joint_cam and cam_param.
+    Returns {"rhd_dir": Path, split: {"ids": [...], "keypoints": {id: [21, 2]},
+    "hand": {id: str}, "uv_vis": {id: [42, 3]}, "png": {id: Path}, "skipped": [...]}}.
+    """
+    samples = rhd_samples()
+    rhd_dir = Path(root) / "RHD_published_v2"
+    bad = dict(samples[0], id=BAD_FRAME_ID, keypoints=samples[0]["keypoints"].copy())
+    bad["keypoints"][OUT_OF_FRAME_JOINT, 0] = 331.5
+    layouts = {
+        "training": samples + [bad],
+        "evaluation": [dict(s, id=i) for i, s in enumerate(samples)],
+    }
+    info = {"rhd_dir": rhd_dir}
+    for split, frames in layouts.items():
+        info[split] = _write_split(rhd_dir / split, split, frames)
+    return info
+
+
+def _write_split(split_dir: Path, split: str, frames: list[dict]) -> dict:
+    (split_dir / "color").mkdir(parents=True)
+    (split_dir / "mask").mkdir()
+    anno, info = {}, {"ids": [], "keypoints": {}, "hand": {}, "uv_vis": {}, "png": {}}
+    for frame in frames:
+        sample_id = frame["id"]
+        own = frame["keypoints"]
+        other = _other_hand(own)
+        shutil.copyfile(frame["png"], split_dir / "color" / f"{sample_id:05d}.png")
+        left_first = frame["hand"] == "left"
+        mask = np.zeros((RHD_SIZE, RHD_SIZE), np.uint8)
+        mask[250:, 60:260] = 1
+        _paint_hand(mask, other, right=left_first)
+        _paint_hand(mask, own, right=not left_first)
+        cv2.imwrite(str(split_dir / "mask" / f"{sample_id:05d}.png"), mask)
+        if frame["png"].name == "01111.png":
+            other[1, 0] = -3.0
+        hands = (own, other) if left_first else (other, own)
+        visible = np.concatenate([frame["visible"], np.ones(21, np.float32)])
+        uv_vis = np.concatenate([np.concatenate(hands), visible[:, None]], axis=1)
+        anno[sample_id] = {
+            "uv_vis": uv_vis.astype(np.float32),
+            "xyz": _xyz(frame, other, left_first),
+            "K": frame["K"],
+        }
+        info["ids"].append(sample_id)
+        info["keypoints"][sample_id] = own.astype(np.float32)
+        info["hand"][sample_id] = frame["hand"]
+        info["uv_vis"][sample_id] = anno[sample_id]["uv_vis"]
+        info["png"][sample_id] = frame["png"]
+    with open(split_dir / f"anno_{split}.pickle", "wb") as f:
+        pickle.dump(anno, f)
+    info["skipped"] = [BAD_FRAME_ID] if split == "training" else []
+    return info
+
+
+def _other_hand(keypoints: np.ndarray) -> np.ndarray:
+    """A hand 0.4 times the size of keypoints [21, 2], mirrored through the centre."""
+    centre = keypoints.mean(axis=0)
+    target = np.clip(RHD_SIZE - centre, 40, RHD_SIZE - 40)
+    return ((keypoints - centre) * 0.4 + target).astype(np.float32)
+
+
+def _paint_hand(mask: np.ndarray, keypoints: np.ndarray, right: bool) -> None:
+    """Label a hand in mask [320, 320]: palm label on the hull, thumb label on 1..4."""
+    offset = 16 if right else 0
+    hull = np.zeros_like(mask)
+    points = np.round(np.clip(keypoints, 0, RHD_SIZE - 1)).astype(np.int32)
+    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+    hull = cv2.dilate(hull, np.ones((7, 7), np.uint8))
+    mask[hull > 0] = 17 + offset
+    thumb = points[[0, 4, 3, 2, 1]].reshape(-1, 1, 2)
+    cv2.polylines(mask, [thumb], False, 2 + offset, thickness=3)
+
+
+def _xyz(frame: dict, other: np.ndarray, left_first: bool) -> np.ndarray:
+    """xyz [42, 3] metres: the JSON's joints, the other hand back-projected with K."""
+    depth = float(np.median(frame["xyz"][:, 2]))
+    k = frame["K"]
+    other_xyz = np.stack(
+        [
+            (other[:, 0] - k[0, 2]) * depth / k[0, 0],
+            (other[:, 1] - k[1, 2]) * depth / k[1, 1],
+            np.full(len(other), depth),
+        ],
+        axis=1,
+    )
+    hands = (frame["xyz"], other_xyz) if left_first else (other_xyz, frame["xyz"])
+    return np.concatenate(hands).astype(np.float32)

@@ -1,0 +1,152 @@
+"""TFDS builders for the three sources, and the tf.data pipeline over them."""
+
+import numpy as np
+import pytest
+from conftest import SMALL_SYNTHETIC
+from datagen import write_kaggle_files, write_rhd_tree
+
+from data_pipeline import synthetic
+from data_pipeline.crop import crop_hand
+from data_pipeline.errors import UserError
+from data_pipeline.pipeline import is_labelled, make_dataset, open_split
+from data_pipeline.sources import parse_source, prepare
+
+
+def read_all(source, split, data_dir, crop="biased"):
+    """{id: (image, keypoints)} of a whole split."""
+    out = {}
+    for batch in make_dataset(source, split, 16, crop=crop, data_dir=data_dir):
+        for image, kp, index in zip(*(batch[k].numpy() for k in ("image", "keypoints", "id"))):
+            out[int(index)] = (image, kp)
+    return out
+
+
+def test_synthetic_splits_hold_out_validation(data_dir):
+    source = parse_source(SMALL_SYNTHETIC)
+    train = read_all(source, "train", data_dir)
+    validation = read_all(source, "validation", data_dir)
+    test = read_all(source, "test", data_dir)
+    assert (len(train), len(validation), len(test)) == (40, 8, 8)
+    assert set(train) | set(validation) == set(range(48))
+    assert sorted(test) == list(range(8))
+    for image, kp in list(train.values()) + list(test.values()):
+        assert image.shape == (128, 128, 3) and image.dtype == np.uint8
+        assert kp.shape == (21, 2) and np.all((kp >= -1) & (kp <= 128))
+
+
+@pytest.mark.parametrize("crop", ["biased", "centered"])
+def test_synthetic_samples_are_crops_of_the_drawn_frames(data_dir, crop):
+    source = parse_source(SMALL_SYNTHETIC)
+    train = read_all(source, "train", data_dir, crop)
+    index = sorted(train)[3]
+    image, kp = crop_hand(*synthetic.render_hand(0, index), crop)
+    np.testing.assert_array_equal(train[index][0], image)
+    np.testing.assert_allclose(train[index][1], kp, atol=1e-5)
+
+
+def test_test_split_is_always_biased(data_dir):
+    source = parse_source(SMALL_SYNTHETIC)
+    biased = read_all(source, "test", data_dir, "biased")
+    centred = read_all(source, "test", data_dir, "centered")
+    for index in biased:
+        np.testing.assert_array_equal(biased[index][0], centred[index][0])
+
+
+def test_prepared_once_then_reused(data_dir, capsys):
+    source = parse_source(SMALL_SYNTHETIC)
+    prepare(source, data_dir=data_dir)
+    assert "preparing" in capsys.readouterr().out
+    builder = prepare(source, data_dir=data_dir)
+    assert "preparing" not in capsys.readouterr().out
+    assert builder.info.splits["train"].num_examples == 40
+
+
+def test_same_seed_same_batches(data_dir):
+    source = parse_source(SMALL_SYNTHETIC)
+
+    def ids(seed):
+        ds = make_dataset(source, "train", 8, training=True, seed=seed, data_dir=data_dir)
+        return [b["id"].numpy().tolist() for b in ds.take(8)]  # beyond one epoch
+
+    first = ids(1)
+    assert first == ids(1)
+    assert first != ids(2)
+    assert sorted(sum(first[:5], [])) == sorted(read_all(source, "train", data_dir))
+
+
+def test_kaggle_files(tmp_path, data_dir):
+    frames = [synthetic.render_hand(5, i) for i in range(30)]
+    images = np.stack([f[0] for f in frames])
+    keypoints = np.stack([f[1] for f in frames])
+    test_images = images[:5, :128, :128]
+    write_kaggle_files(tmp_path / "kaggle", images, keypoints, test_images)
+    source = parse_source(f"{tmp_path / 'kaggle'}:validation=6")
+    train = read_all(source, "train", data_dir)
+    validation = read_all(source, "validation", data_dir)
+    test = read_all(source, "test", data_dir)
+    assert (len(train), len(validation), len(test)) == (24, 6, 5)
+    assert set(train) | set(validation) == set(range(30))
+    for index, (image, kp) in train.items():
+        expected, expected_kp = crop_hand(images[index], keypoints[index])
+        np.testing.assert_array_equal(image, expected)
+        np.testing.assert_allclose(kp, expected_kp, atol=1e-5)
+    for index, (image, _) in test.items():
+        np.testing.assert_array_equal(image, test_images[index])
+    builder, count = open_split(source, "test", data_dir=data_dir)
+    assert count == 5 and not is_labelled(builder, "test")
+
+
+def test_kaggle_folder_without_test_file(tmp_path, data_dir):
+    frames = [synthetic.render_hand(5, i) for i in range(12)]
+    write_kaggle_files(
+        tmp_path / "k", np.stack([f[0] for f in frames]), np.stack([f[1] for f in frames])
+    )
+    with pytest.raises(UserError, match="no test split"):
+        open_split(parse_source(f"{tmp_path / 'k'}:validation=2"), "test", data_dir=data_dir)
+    with pytest.raises(UserError, match="12 training samples"):
+        open_split(parse_source(str(tmp_path / "k")), "train", data_dir=data_dir)
+
+
+def test_rhd_folder(tmp_path, data_dir):
+    info = write_rhd_tree(tmp_path / "rhd")
+    source = parse_source(f"{tmp_path / 'rhd'}:validation=1")
+    assert source.kind == "rhd"
+    train = read_all(source, "train", data_dir)
+    validation = read_all(source, "validation", data_dir)
+    test = read_all(source, "test", data_dir)
+    good = set(info["training"]["ids"]) - set(info["training"]["skipped"])
+    assert set(train) | set(validation) == good
+    assert sorted(test) == info["evaluation"]["ids"]
+    for index, (image, kp) in {**train, **validation}.items():
+        frame = synthetic_free_read(info["training"]["png"][index])
+        expected, expected_kp = crop_hand(frame, info["training"]["keypoints"][index])
+        np.testing.assert_array_equal(image, expected)
+        np.testing.assert_allclose(kp, expected_kp, atol=1e-4)
+    builder = prepare(source, data_dir=data_dir)
+    skipped = sum(builder.info.metadata[f"skipped_{s}"] for s in ("train", "validation"))
+    assert skipped == len(info["training"]["skipped"]) == 1
+
+
+def synthetic_free_read(path):
+    import cv2
+
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("/no/such/folder", "no such folder"),
+        ("synthetic:colour=3", "unknown option 'colour'"),
+        ("synthetic:train=many", "unknown option|whole number"),
+        ("synthetic:train=x1", "whole number"),
+    ],
+)
+def test_bad_source_specs(spec, message):
+    with pytest.raises(UserError, match=message):
+        parse_source(spec)
+
+
+def test_folder_of_neither_kind(tmp_path):
+    with pytest.raises(UserError, match="found neither"):
+        parse_source(str(tmp_path))
