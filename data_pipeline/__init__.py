@@ -1,1 +1,1 @@
-"""Data for hjr: readers, crops, TFDS builders, the tf.data pipeline and augmentation."""
+"""Data for hjr: readers, crops, TFDS builders, the tf.data pipeline, augmentation."""

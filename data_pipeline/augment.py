@@ -41,8 +41,12 @@ def rot90_keypoints(keypoints, k, size):
     (as tf.image.rot90 / np.rot90). keypoints: float [B, 21, 2]; k: int [B]."""
     x, y = keypoints[..., 0], keypoints[..., 1]
     k = tf.reshape(k % 4, [-1, 1])
-    new_x = tf.where(k == 0, x, tf.where(k == 1, y, tf.where(k == 2, size - x, size - y)))
-    new_y = tf.where(k == 0, y, tf.where(k == 1, size - x, tf.where(k == 2, size - y, x)))
+    new_x = tf.where(
+        k == 0, x, tf.where(k == 1, y, tf.where(k == 2, size - x, size - y))
+    )
+    new_y = tf.where(
+        k == 0, y, tf.where(k == 1, size - x, tf.where(k == 2, size - y, x))
+    )
     return tf.stack([new_x, new_y], axis=-1)
 
 
@@ -138,7 +142,9 @@ def augment_batch(images, keypoints, seed, conf=None):
     seeds = [stateless_fold_in(seed, i, alg=RNG) for i in range(4)]
 
     if conf["rot90"]:
-        k = tf.random.stateless_uniform([batch], seeds[0], 0, 4, dtype=tf.int32, alg=RNG)
+        k = tf.random.stateless_uniform(
+            [batch], seeds[0], 0, 4, dtype=tf.int32, alg=RNG
+        )
         images = rot90_images(images, k)
         keypoints = rot90_keypoints(keypoints, k, size)
     if conf["max_angle"]:

@@ -37,5 +37,7 @@ def read_keypoints_csv(path) -> tuple:
     values = frame[COLUMNS[1:]].to_numpy(np.float32)
     bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
     if bad.size:
-        raise UserError(f"{path}: row {bad[0] + 1} holds a missing or non-numeric value")
+        raise UserError(
+            f"{path}: row {bad[0] + 1} holds a missing or non-numeric value"
+        )
     return frame["Id"].to_numpy(np.int64), values.reshape(-1, NUM_JOINTS, 2)

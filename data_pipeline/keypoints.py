@@ -26,7 +26,13 @@ BONES = tuple(
 )
 
 # BGR-free drawing colours (RGB) per finger, the wrist in white.
-FINGER_COLOURS = ((255, 64, 64), (255, 200, 0), (64, 220, 64), (0, 180, 255), (200, 80, 255))
+FINGER_COLOURS = (
+    (255, 64, 64),
+    (255, 200, 0),
+    (64, 220, 64),
+    (0, 180, 255),
+    (200, 80, 255),
+)
 
 
 def joint_colour(joint: int) -> tuple:

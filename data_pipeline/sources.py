@@ -84,7 +84,9 @@ def parse_source(spec: str) -> Source:
                 f"expected one of {', '.join(allowed)}"
             )
         if not value.isdigit():
-            raise UserError(f"--data {spec}: {key} must be a whole number, got {value!r}")
+            raise UserError(
+                f"--data {spec}: {key} must be a whole number, got {value!r}"
+            )
         source.options[OPTIONS[key][0]] = int(value)
     return source
 

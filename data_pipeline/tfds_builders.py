@@ -98,7 +98,9 @@ class HjrSynthetic(_HandBuilder):
     def _split_generators(self, dl_manager):
         conf = self.builder_config
         pool = conf.num_train + conf.num_validation
-        train, validation = hold_out(pool, conf.num_validation, conf.split_seed, "synthetic")
+        train, validation = hold_out(
+            pool, conf.num_validation, conf.split_seed, "synthetic"
+        )
         test = np.arange(conf.num_test)
         return {
             "train": self._generate_examples(train, 0, conf.crop),
@@ -108,9 +110,7 @@ class HjrSynthetic(_HandBuilder):
 
     def _generate_examples(self, indices, offset, crop):
         seed = self.builder_config.seed
-        frames = (
-            (i, *synthetic.render_hand(seed, offset + int(i))) for i in indices
-        )
+        frames = ((i, *synthetic.render_hand(seed, offset + int(i))) for i in indices)
         yield from self._crops(frames, crop)
 
 

@@ -18,17 +18,26 @@ DATA_HELP = (
 def _positive(text):
     value = int(text)
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text}")
+        raise argparse.ArgumentTypeError(
+            f"expected a positive whole number, got {text}"
+        )
     return value
 
 
 def _add_data_flags(parser):
     parser.add_argument("--data", default="synthetic", help=DATA_HELP)
-    parser.add_argument("--crop", choices=CROPS, default="biased",
-                        help="crop of the train and validation splits (default biased)")
-    parser.add_argument("--data-dir", default=None,
-                        help="where prepared sources live (default $HJR_DATA_DIR, "
-                        "else ~/.cache/hjr/datasets)")
+    parser.add_argument(
+        "--crop",
+        choices=CROPS,
+        default="biased",
+        help="crop of the train and validation splits (default biased)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="where prepared sources live (default $HJR_DATA_DIR, "
+        "else ~/.cache/hjr/datasets)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,13 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    browse = commands.add_parser("browse", help="write the network's input crops as PNGs")
+    prepare = commands.add_parser(
+        "prepare", help="prepare a source into the data dir (done on first use anyway)"
+    )
+    _add_data_flags(prepare)
+
+    browse = commands.add_parser(
+        "browse", help="write the network's input crops as PNGs"
+    )
     _add_data_flags(browse)
     browse.add_argument("--split", choices=SPLITS, default="train")
-    browse.add_argument("--augment", action="store_true",
-                        help="apply the training augmentation")
-    browse.add_argument("--max-angle", type=float, default=0.0,
-                        help="with --augment: extra rotation in [-A, A] degrees")
+    browse.add_argument(
+        "--augment", action="store_true", help="apply the training augmentation"
+    )
+    browse.add_argument(
+        "--max-angle",
+        type=float,
+        default=0.0,
+        help="with --augment: extra rotation in [-A, A] degrees",
+    )
     browse.add_argument("--num", type=_positive, default=16, help="samples to write")
     browse.add_argument("--seed", type=int, default=0, help="augmentation seed")
     browse.add_argument("--out", required=True, help="output folder")
@@ -54,12 +75,28 @@ def _run(args):
     from data_pipeline.sources import parse_source
 
     source = parse_source(args.data)
-    if args.command == "browse":
+    if args.command == "prepare":
+        from data_pipeline.sources import prepare
+
+        builder = prepare(source, args.crop, args.data_dir)
+        sizes = ", ".join(
+            f"{k} {v.num_examples}" for k, v in builder.info.splits.items()
+        )
+        print(f"hjr: {source} ({args.crop} crops) in {builder.data_dir}: {sizes}")
+    elif args.command == "browse":
         from .browse import browse
 
-        browse(source, args.split, args.out, num=args.num, seed=args.seed,
-               augmented=args.augment, crop=args.crop, data_dir=args.data_dir,
-               augment_conf={"max_angle": args.max_angle})
+        browse(
+            source,
+            args.split,
+            args.out,
+            num=args.num,
+            seed=args.seed,
+            augmented=args.augment,
+            crop=args.crop,
+            data_dir=args.data_dir,
+            augment_conf={"max_angle": args.max_angle},
+        )
 
 
 def main(argv=None) -> int:

@@ -27,16 +27,37 @@ def draw_keypoints(image, keypoints=None, scale=3, truth=None):
     canvas = np.ascontiguousarray(canvas)
     if truth is not None:
         for xy in truth:
-            cv2.circle(canvas, _point(xy, scale), 4 << SHIFT, (255, 255, 255), 1,
-                       cv2.LINE_AA, SHIFT)
+            cv2.circle(
+                canvas,
+                _point(xy, scale),
+                4 << SHIFT,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+                SHIFT,
+            )
     if keypoints is None:
         return canvas
     for parent, child in BONES:
-        cv2.line(canvas, _point(keypoints[parent], scale), _point(keypoints[child], scale),
-                 joint_colour(child), 2, cv2.LINE_AA, SHIFT)
+        cv2.line(
+            canvas,
+            _point(keypoints[parent], scale),
+            _point(keypoints[child], scale),
+            joint_colour(child),
+            2,
+            cv2.LINE_AA,
+            SHIFT,
+        )
     for joint, xy in enumerate(keypoints):
-        cv2.circle(canvas, _point(xy, scale), 3 << SHIFT, joint_colour(joint), -1,
-                   cv2.LINE_AA, SHIFT)
+        cv2.circle(
+            canvas,
+            _point(xy, scale),
+            3 << SHIFT,
+            joint_colour(joint),
+            -1,
+            cv2.LINE_AA,
+            SHIFT,
+        )
     return canvas
 
 
@@ -48,8 +69,16 @@ def contact_sheet(tiles, labels=(), columns=8, tile=192):
     for i, image in enumerate(tiles):
         small = cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA)
         if i < len(labels):
-            cv2.putText(small, str(labels[i]), (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                        (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                small,
+                str(labels[i]),
+                (4, 16),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.45,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
         r, c = divmod(i, columns)
         sheet[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = small
     return sheet

@@ -40,7 +40,9 @@ def images_per_second(batches, count, batch_size, step=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="synthetic:train=2000,validation=100,test=100")
+    parser.add_argument(
+        "--data", default="synthetic:train=2000,validation=100,test=100"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--json", default=None)

@@ -38,7 +38,9 @@ def values_at(images, keypoints):
 def test_rot90_moves_dots_with_keypoints_exactly():
     images, keypoints = dot_batch(radius=0)
     for seed in range(4):
-        out, kp = augment_batch(images, keypoints, tf.constant([seed, 0]), GEOMETRY_ONLY)
+        out, kp = augment_batch(
+            images, keypoints, tf.constant([seed, 0]), GEOMETRY_ONLY
+        )
         assert np.all(values_at(out, kp.numpy()) == 255)
         assert np.sum(out.numpy() > 0) == np.sum(images > 0)
 

@@ -14,14 +14,25 @@ from hjr.cli import main
 
 
 def browse(data, out, data_dir, *extra):
-    return main(["browse", "--data", str(data), "--out", str(out),
-                 "--data-dir", str(data_dir), *extra])
+    return main(
+        [
+            "browse",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--data-dir",
+            str(data_dir),
+            *extra,
+        ]
+    )
 
 
 def check_outputs(out, num, labelled=True):
     """The files browse promises; returns ({id: image}, ids, keypoints)."""
-    images = {int(p.stem): read_png(p) for p in out.glob("[0-9]*.png")
-              if "_" not in p.stem}
+    images = {
+        int(p.stem): read_png(p) for p in out.glob("[0-9]*.png") if "_" not in p.stem
+    }
     assert len(images) == num
     for index, image in images.items():
         assert image.shape == (128, 128, 3)
@@ -41,9 +52,12 @@ def test_browse_synthetic_matches_the_pipeline(tmp_path, data_dir):
 
     assert browse(SMALL_SYNTHETIC, tmp_path / "b", data_dir, "--num", "5") == 0
     images, ids, keypoints = check_outputs(tmp_path / "b", 5)
-    batch = next(iter(make_dataset(parse_source(SMALL_SYNTHETIC), "train", 5,
-                                   data_dir=data_dir)))
-    for image, kp, index in zip(*(batch[k].numpy() for k in ("image", "keypoints", "id"))):
+    batch = next(
+        iter(make_dataset(parse_source(SMALL_SYNTHETIC), "train", 5, data_dir=data_dir))
+    )
+    for image, kp, index in zip(
+        *(batch[k].numpy() for k in ("image", "keypoints", "id"))
+    ):
         np.testing.assert_array_equal(images[index], image)
         np.testing.assert_allclose(keypoints[list(ids).index(index)], kp, atol=1e-3)
 
@@ -67,8 +81,16 @@ def test_browse_kaggle_test_split_is_unlabelled(tmp_path, data_dir):
     images, keypoints = random_frames(12, 320, 320, seed=0)
     test_images = images[:3, :128, :128]
     write_kaggle_files(tmp_path / "k", images, keypoints, test_images)
-    assert browse(f"{tmp_path / 'k'}:validation=2", tmp_path / "out", data_dir,
-                  "--split", "test") == 0
+    assert (
+        browse(
+            f"{tmp_path / 'k'}:validation=2",
+            tmp_path / "out",
+            data_dir,
+            "--split",
+            "test",
+        )
+        == 0
+    )
     written, _, _ = check_outputs(tmp_path / "out", 3, labelled=False)
     for index, image in written.items():
         np.testing.assert_array_equal(image, test_images[index])
@@ -76,8 +98,18 @@ def test_browse_kaggle_test_split_is_unlabelled(tmp_path, data_dir):
 
 def test_browse_rhd(tmp_path, data_dir):
     write_rhd_tree(tmp_path / "rhd")
-    assert browse(f"{tmp_path / 'rhd'}:validation=1", tmp_path / "out", data_dir,
-                  "--split", "test", "--num", "3") == 0
+    assert (
+        browse(
+            f"{tmp_path / 'rhd'}:validation=1",
+            tmp_path / "out",
+            data_dir,
+            "--split",
+            "test",
+            "--num",
+            "3",
+        )
+        == 0
+    )
     _, ids, keypoints = check_outputs(tmp_path / "out", 3)
     assert sorted(ids.tolist()) == [0, 1, 2]
     assert np.all((keypoints > 0) & (keypoints < 128))
@@ -90,10 +122,14 @@ def bad_inputs(tmp_path):
     images, keypoints = random_frames(10, 320, 320, seed=1)
     for name in ("group", "shape"):
         (tmp_path / name).mkdir()
-    write_h5(tmp_path / "group" / "training.h5",
-             {"training/img": images.transpose(0, 3, 1, 2), "training/kp_2D": keypoints})
-    write_h5(tmp_path / "shape" / "training.h5",
-             {"train/img": images, "train/kp_2D": keypoints})
+    write_h5(
+        tmp_path / "group" / "training.h5",
+        {"training/img": images.transpose(0, 3, 1, 2), "training/kp_2D": keypoints},
+    )
+    write_h5(
+        tmp_path / "shape" / "training.h5",
+        {"train/img": images, "train/kp_2D": keypoints},
+    )
     keypoints[3, 7] = np.nan
     write_kaggle_files(tmp_path / "nan", images, keypoints)
     rhd = write_rhd_tree(tmp_path / "nopickle")["rhd_dir"]
@@ -122,9 +158,19 @@ def test_bad_inputs_give_one_line_errors(tmp_path, data_dir, capsys):
 
 def test_command_line_exit_code_and_no_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "hjr", "browse", "--data", str(tmp_path / "nope"),
-         "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "hjr",
+            "browse",
+            "--data",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -16,7 +16,9 @@ def read_all(source, split, data_dir, crop="biased"):
     """{id: (image, keypoints)} of a whole split."""
     out = {}
     for batch in make_dataset(source, split, 16, crop=crop, data_dir=data_dir):
-        for image, kp, index in zip(*(batch[k].numpy() for k in ("image", "keypoints", "id"))):
+        for image, kp, index in zip(
+            *(batch[k].numpy() for k in ("image", "keypoints", "id"))
+        ):
             out[int(index)] = (image, kp)
     return out
 
@@ -65,7 +67,9 @@ def test_same_seed_same_batches(data_dir):
     source = parse_source(SMALL_SYNTHETIC)
 
     def ids(seed):
-        ds = make_dataset(source, "train", 8, training=True, seed=seed, data_dir=data_dir)
+        ds = make_dataset(
+            source, "train", 8, training=True, seed=seed, data_dir=data_dir
+        )
         return [b["id"].numpy().tolist() for b in ds.take(8)]  # beyond one epoch
 
     first = ids(1)
@@ -99,10 +103,14 @@ def test_kaggle_files(tmp_path, data_dir):
 def test_kaggle_folder_without_test_file(tmp_path, data_dir):
     frames = [synthetic.render_hand(5, i) for i in range(12)]
     write_kaggle_files(
-        tmp_path / "k", np.stack([f[0] for f in frames]), np.stack([f[1] for f in frames])
+        tmp_path / "k",
+        np.stack([f[0] for f in frames]),
+        np.stack([f[1] for f in frames]),
     )
     with pytest.raises(UserError, match="no test split"):
-        open_split(parse_source(f"{tmp_path / 'k'}:validation=2"), "test", data_dir=data_dir)
+        open_split(
+            parse_source(f"{tmp_path / 'k'}:validation=2"), "test", data_dir=data_dir
+        )
     with pytest.raises(UserError, match="12 training samples"):
         open_split(parse_source(str(tmp_path / "k")), "train", data_dir=data_dir)
 
@@ -123,7 +131,9 @@ def test_rhd_folder(tmp_path, data_dir):
         np.testing.assert_array_equal(image, expected)
         np.testing.assert_allclose(kp, expected_kp, atol=1e-4)
     builder = prepare(source, data_dir=data_dir)
-    skipped = sum(builder.info.metadata[f"skipped_{s}"] for s in ("train", "validation"))
+    skipped = sum(
+        builder.info.metadata[f"skipped_{s}"] for s in ("train", "validation")
+    )
     assert skipped == len(info["training"]["skipped"]) == 1
 
 
