@@ -68,10 +68,70 @@ def build_parser() -> argparse.ArgumentParser:
     browse.add_argument("--num", type=_positive, default=16, help="samples to write")
     browse.add_argument("--seed", type=int, default=0, help="augmentation seed")
     browse.add_argument("--out", required=True, help="output folder")
+    train = commands.add_parser("train", help="train a model")
+    _add_data_flags(train)
+    train.add_argument("--head", help="fc, classification or scoremap")
+    train.add_argument("--preset", default=None, help="paper (default) or quick")
+    train.add_argument("--backbone", help="resnet152v2 (paper), resnet152, resnet50, "
+                       "resnet101, resnet50v2, resnet101v2 or tiny")
+    train.add_argument("--weights", help="imagenet, none, or a weights file")
+    train.add_argument("--steps", type=_positive)
+    train.add_argument("--batch-size", type=_positive)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--eval-every", type=_positive, help="steps between validations")
+    train.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    train.add_argument("--max-angle", type=float,
+                       help="extra random rotation in [-A, A] degrees (off in the paper)")
+    train.add_argument("--out", default=None, help="run folder (default runs/<head>)")
+    train.add_argument("--strategy", help="auto, one-device, mirrored, multi-worker, tpu")
+    train.add_argument("--precision", help="float32, mixed_float16, mixed_bfloat16")
+    train.add_argument("--jit", choices=("auto", "on", "off"))
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run")
+    train.add_argument("--dry-run", action="store_true",
+                       help="build the model, print its summary and exit")
     return parser
 
 
+TRAIN_KEYS = ("head", "backbone", "weights", "steps", "batch_size", "lr", "seed",
+              "eval_every", "strategy", "precision", "jit")
+
+
+def _train(args):
+    from .config import PRESETS, load_config, resolve
+    from .train import train
+
+    given = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k) is not None}
+    if args.data != "synthetic" or args.crop != "biased":
+        given.update(data=args.data, crop=args.crop)
+    if args.data_dir:
+        given["data_dir"] = args.data_dir
+    if args.no_augment:
+        given["augment"] = None
+    if args.resume:
+        conf = load_config(args.resume)
+        for key, value in given.items():
+            if key not in ("steps", "data_dir") and conf.get(key) != value:
+                flag = "--" + key.replace("_", "-")
+                raise UserError(
+                    f"--resume {args.resume}: {flag} {value} conflicts with the run's "
+                    f"{key} {conf.get(key)!r}"
+                )
+        conf.update(given)
+        return train(conf, args.resume, resume=True)
+    if args.preset and args.preset not in PRESETS:
+        raise UserError(f"--preset {args.preset}: expected one of {', '.join(PRESETS)}")
+    if "head" not in given:
+        raise UserError("--head is required: fc, classification or scoremap")
+    conf = resolve(args.preset or "paper", given)
+    if args.max_angle is not None:
+        conf["augment"] = dict(conf["augment"] or {}, max_angle=args.max_angle)
+    return train(conf, args.out or f"runs/{conf['head']}", dry_run=args.dry_run)
+
+
 def _run(args):
+    if args.command == "train":
+        return _train(args)
     from data_pipeline.sources import parse_source
 
     source = parse_source(args.data)

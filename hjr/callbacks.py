@@ -1,0 +1,115 @@
+"""What a training run leaves behind at each validation: checkpoints (latest and
+best, written atomically by tf.train.CheckpointManager), history.csv, the curves
+PNG and a few validation images with predicted joints in TensorBoard."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data_pipeline.files import atomic_path, write_png
+
+from .draw import contact_sheet, draw_keypoints
+
+CURVES = ("loss", "kaggle_mse", "mean_joint_distance")
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """At the end of each fit() epoch (one validation interval)."""
+
+    def __init__(self, run_dir, latest, best, eval_every, preview=None, history=()):
+        super().__init__()
+        self.run_dir = run_dir
+        self.latest, self.best = latest, best
+        self.eval_every = eval_every
+        self.preview = preview  # (images, keypoints) of a few validation samples
+        self.rows = list(history)
+        best_file = run_dir / "best.json"
+        self.best_value = (
+            json.loads(best_file.read_text())["val_kaggle_mse"]
+            if best_file.exists()
+            else math.inf
+        )
+        self.writer = tf.summary.create_file_writer(str(run_dir / "logs" / "images"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        step = int(self.model.optimizer.iterations.numpy())
+        self.latest.save(checkpoint_number=step)
+        value = logs.get("val_kaggle_mse", math.inf)
+        if value < self.best_value:
+            self.best_value = value
+            self.best.save(checkpoint_number=step)
+            with atomic_path(self.run_dir / "best.json") as tmp:
+                tmp.write_text(json.dumps({"step": step, **_floats(logs)}, indent=2))
+        self.rows.append({"step": step, **_floats(logs)})
+        write_history(self.run_dir, self.rows)
+        if self.preview is not None:
+            self._log_images(step)
+
+    def _log_images(self, step):
+        images, truth = self.preview
+        predicted = self.model.net(images, training=False)["keypoints"].numpy()
+        drawn = [
+            draw_keypoints(image, p, scale=2, truth=t)
+            for image, p, t in zip(images.astype(np.uint8), predicted, truth)
+        ]
+        with self.writer.as_default():
+            tf.summary.image("validation/predictions", np.stack(drawn), step=step,
+                             max_outputs=len(drawn))
+        self.writer.flush()
+
+
+def _floats(logs):
+    return {k: float(v) for k, v in logs.items()}
+
+
+def write_history(run_dir, rows):
+    """history.csv (one row per validation) and curves.png, both atomic."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    with atomic_path(run_dir / "history.csv") as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+    write_png(run_dir / "curves.png", plot_curves(frame))
+
+
+def read_history(run_dir):
+    import pandas as pd
+
+    path = run_dir / "history.csv"
+    return pd.read_csv(path).to_dict("records") if path.exists() else []
+
+
+def plot_curves(frame):
+    """An RGB image of the training curves: loss and validation metrics by step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.2), dpi=100)
+    for ax, name in zip(axes, CURVES):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            if prefix + name in frame:
+                ax.plot(frame["step"], frame[prefix + name], style, marker="o",
+                        markersize=3, label=("train " if not prefix else "val ") + name)
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image
+
+
+def preview_sheet(images, predicted, truth):
+    """A contact sheet of images with predicted joints over true ones."""
+    return contact_sheet(
+        [draw_keypoints(i, p, truth=t) for i, p, t in zip(images, predicted, truth)]
+    )

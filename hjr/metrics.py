@@ -1,0 +1,42 @@
+"""Keypoint metrics, in pixels of the 128x128 crop (shared/KAGGLE_FORMAT.md).
+
+- kaggle_mse: squared x and y errors of a joint summed, averaged over joints and
+  images (the authors' definition: mean squared joint distance).
+- mse_per_coordinate: the plain mean over the 42 values (half of kaggle_mse).
+- mean_joint_distance: the mean Euclidean joint error (EPE), pixels.
+Each function takes keypoints float [B, 21, 2] and returns per-image values [B];
+average them over images for the score.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def squared_distances(y_true, y_pred):
+    """[B, 21] squared joint distances."""
+    diff = tf.cast(y_pred, tf.float32) - tf.cast(y_true, tf.float32)
+    return tf.reduce_sum(diff * diff, axis=-1)
+
+
+def kaggle_mse(y_true, y_pred):
+    return tf.reduce_mean(squared_distances(y_true, y_pred), axis=-1)
+
+
+def mse_per_coordinate(y_true, y_pred):
+    return kaggle_mse(y_true, y_pred) / 2.0
+
+
+def mean_joint_distance(y_true, y_pred):
+    return tf.reduce_mean(tf.sqrt(squared_distances(y_true, y_pred) + 1e-12), axis=-1)
+
+
+METRICS = {
+    "kaggle_mse": kaggle_mse,
+    "mse_per_coordinate": mse_per_coordinate,
+    "mean_joint_distance": mean_joint_distance,
+}
+
+
+def keras_metrics():
+    """Streaming Keras metrics (averaged over images) for training and validation."""
+    return [keras.metrics.MeanMetricWrapper(fn, name=name) for name, fn in METRICS.items()]

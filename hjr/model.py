@@ -1,0 +1,108 @@
+"""Models: an encoder, a head, and the Keras model that trains them with fit().
+
+`build_model(conf)` returns the network `hjr_<head>`: input `images` float32
+[B, S, S, 3] RGB 0..255 (preprocessing inside), outputs a dict with `keypoints`
+[B, 21, 2] (and `maps` for the map heads). `HandTrainer` wraps it for compile/fit:
+augmentation on the batch, the head's loss with labels encoded on the device, and
+the keypoint metrics, all inside the one (optionally XLA-compiled) step.
+"""
+
+import keras
+import tensorflow as tf
+
+from data_pipeline.augment import augment_batch
+from data_pipeline.errors import UserError
+
+from . import codec
+from .backbones import build_encoder
+from .heads import HEADS
+from .metrics import kaggle_mse, keras_metrics
+
+default_conf = {
+    "head": "fc",  # one of HEADS: fc, classification, scoremap
+    "backbone": "resnet152v2",  # see hjr.backbones.BACKBONES
+    "weights": "imagenet",  # imagenet, none, or a path to a weights file
+    "input_size": 128,  # side of the input crops
+    "radius": codec.default_conf["radius"],  # classification: disk radius, px
+    "sigma2": codec.default_conf["sigma2"],  # scoremap: Gaussian variance, px^2
+}
+
+
+def build_model(conf: dict) -> keras.Model:
+    """The network described by conf (see default_conf)."""
+    conf = {**default_conf, **conf}
+    if conf["head"] not in HEADS:
+        raise UserError(f"--head {conf['head']}: expected one of {', '.join(HEADS)}")
+    size = conf["input_size"]
+    images = keras.Input((size, size, 3), name="images")
+    encoder = build_encoder(conf["backbone"], conf["weights"], size)
+    outputs = HEADS[conf["head"]](encoder(images), size)
+    return keras.Model(images, outputs, name=f"hjr_{conf['head']}")
+
+
+def head_loss(conf, keypoints, outputs):
+    """The head's training loss (a scalar) for labels keypoints [B, 21, 2]."""
+    head = conf["head"]
+    if head == "fc":
+        return tf.reduce_mean(kaggle_mse(keypoints, outputs["keypoints"]))
+    maps = outputs["maps"]
+    size = maps.shape[1]
+    if head == "classification":
+        target = codec.disk_maps(keypoints, size, conf["radius"])
+        return tf.reduce_mean(keras.losses.binary_crossentropy(target[..., None],
+                                                               maps[..., None]))
+    target = codec.gaussian_maps(keypoints, size, conf["sigma2"])
+    return tf.reduce_mean(tf.square(maps - target))
+
+
+class HandTrainer(keras.Model):
+    """Trains a network built by build_model with compile()/fit().
+
+    Batches are (images uint8/float [B, S, S, 3], keypoints [B, 21, 2]). With
+    `augment` (a data_pipeline.augment conf, or None for none), each training
+    step augments its batch with the seed (seed, step[, replica]): the same seed
+    gives the same draws, also after a resume.
+    """
+
+    def __init__(self, net, conf, augment=None, seed=0, **kwargs):
+        super().__init__(name=f"{net.name}_trainer", **kwargs)
+        self.net = net
+        self.conf = {**default_conf, **conf}
+        self.augment = augment
+        self.seed = int(seed)
+        self.keypoint_metrics = keras_metrics()
+
+    def call(self, images, training=False):
+        return self.net(images, training=training)
+
+    def train_step(self, data):
+        images, keypoints = data
+        images = tf.cast(images, tf.float32)
+        keypoints = tf.cast(keypoints, tf.float32)
+        if self.augment is not None:
+            step = tf.cast(self.optimizer.iterations, tf.int64)
+            seed = tf.stack([tf.constant(self.seed, tf.int64), step])
+            replica = tf.distribute.get_replica_context()
+            if replica is not None and replica.num_replicas_in_sync > 1:
+                seed = tf.random.experimental.stateless_fold_in(
+                    seed, replica.replica_id_in_sync_group, alg="philox"
+                )
+            images, keypoints = augment_batch(images, keypoints, seed, self.augment)
+        return super().train_step((images, keypoints))
+
+    def test_step(self, data):
+        images, keypoints = data
+        return super().test_step(
+            (tf.cast(images, tf.float32), tf.cast(keypoints, tf.float32))
+        )
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        loss = head_loss(self.conf, y, y_pred)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return loss / replicas if replicas > 1 else loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        for metric in self.keypoint_metrics:
+            metric.update_state(y, y_pred["keypoints"])
+        return self.get_metrics_result()

@@ -1,0 +1,164 @@
+"""`hjr train`: fit a model on a source, with checkpoints, resume and TensorBoard.
+
+train(conf, run_dir) -> run_dir. The run folder holds config.json, checkpoints/
+(latest and best, by validation kaggle_mse), best.json, history.csv, curves.png and
+logs/ (TensorBoard: scalars and validation images with predicted joints).
+"""
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data_pipeline.errors import UserError
+from data_pipeline.pipeline import make_dataset
+from data_pipeline.sources import parse_source
+
+from .callbacks import RunRecorder, read_history
+from .config import load_config, save_config
+from .distribute import make_strategy, use_jit
+from .model import HandTrainer, build_model
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PREVIEW_IMAGES = 4
+
+
+def _optimizer(conf):
+    if conf["optimizer"] == "rmsprop":
+        return keras.optimizers.RMSprop(conf["lr"])
+    if conf["optimizer"] == "adam":
+        return keras.optimizers.Adam(conf["lr"])
+    raise UserError(f"optimizer {conf['optimizer']!r}: expected rmsprop or adam")
+
+
+def _pairs(ds):
+    return ds.map(lambda b: (b["image"], b["keypoints"]))
+
+
+def _data_options():
+    options = tf.data.Options()
+    policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.experimental_distribute.auto_shard_policy = policy
+    options.deterministic = True
+    return options
+
+
+def schedule(conf):
+    """(validation interval, total steps): steps rounded up to whole intervals."""
+    every = max(1, min(int(conf["eval_every"]), int(conf["steps"])))
+    return every, math.ceil(int(conf["steps"]) / every) * every
+
+
+def build_trainer(conf, strategy):
+    """The network, its HandTrainer (compiled) and a checkpoint of both."""
+    with strategy.scope():
+        net = build_model(conf)
+        trainer = HandTrainer(net, conf, augment=conf["augment"], seed=conf["seed"])
+        trainer.compile(optimizer=_optimizer(conf), jit_compile=use_jit(conf["jit"], strategy))
+        trainer.optimizer.build(trainer.trainable_variables)
+    return net, trainer
+
+
+def train(conf: dict, run_dir, resume: bool = False, dry_run: bool = False) -> Path:
+    """Train (or, with resume, continue) the run described by conf in run_dir."""
+    run_dir = Path(run_dir)
+    if conf["precision"] not in PRECISIONS:
+        raise UserError(f"--precision {conf['precision']}: expected one of {PRECISIONS}")
+    strategy = make_strategy(conf["strategy"])
+    replicas = strategy.num_replicas_in_sync
+    if conf["batch_size"] % replicas:
+        raise UserError(
+            f"--batch-size {conf['batch_size']}: not divisible by the "
+            f"{replicas} replicas of the {conf['strategy']} strategy"
+        )
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(conf["precision"])
+    keras.utils.set_random_seed(conf["seed"])
+    try:
+        if dry_run:
+            with strategy.scope():
+                build_model(conf).summary(expand_nested=True, line_length=110)
+            return run_dir
+        return _fit(conf, run_dir, resume, strategy)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _fit(conf, run_dir, resume, strategy):
+    source = parse_source(conf["data"])
+    every, total = schedule(conf)
+    train_ds = make_dataset(source, "train", conf["batch_size"], training=True,
+                            seed=conf["seed"], crop=conf["crop"], data_dir=conf.get("data_dir"),
+                            options=_data_options())
+    val_ds = make_dataset(source, "validation", conf["batch_size"], crop=conf["crop"],
+                          data_dir=conf.get("data_dir"), options=_data_options())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    build_conf = dict(conf, weights="none") if resume else conf
+    net, trainer = build_trainer(build_conf, strategy)
+    checkpoint = tf.train.Checkpoint(net=net, optimizer=trainer.optimizer)
+    latest = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints" / "latest", 2)
+    best = tf.train.CheckpointManager(
+        tf.train.Checkpoint(net=net), run_dir / "checkpoints" / "best", 1
+    )
+    if resume and latest.latest_checkpoint:
+        checkpoint.restore(latest.latest_checkpoint).assert_existing_objects_matched()
+    save_config(conf, run_dir)
+    start = int(trainer.optimizer.iterations.numpy())
+    if start >= total:
+        print(f"hjr: {run_dir} already trained {start} of {total} steps")
+        return run_dir
+    preview = next(iter(_pairs(val_ds).unbatch().batch(PREVIEW_IMAGES)))
+    recorder = RunRecorder(
+        run_dir, latest, best, every,
+        preview=(preview[0].numpy(), preview[1].numpy()),
+        history=read_history(run_dir) if resume else (),
+    )
+    callbacks = [
+        recorder,
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=max(1, every // 10)),
+    ]
+    print(
+        f"hjr: training {net.name} ({conf['backbone']}) on {source}, steps "
+        f"{start}..{total}, batch {conf['batch_size']} on {strategy.num_replicas_in_sync} "
+        f"replica(s), XLA {'on' if trainer.jit_compile else 'off'}, {conf['precision']}"
+    )
+    trainer.fit(
+        _pairs(train_ds).skip(start),
+        validation_data=_pairs(val_ds),
+        steps_per_epoch=every,
+        epochs=total // every,
+        initial_epoch=start // every,
+        callbacks=callbacks,
+        verbose=1 if not _ci() else 2,
+    )
+    return run_dir
+
+
+def _ci():
+    import os
+
+    return os.environ.get("CI") == "true"
+
+
+def load_network(run_dir, which: str = "best") -> keras.Model:
+    """The trained network of a run folder (best or latest checkpoint)."""
+    run_dir = Path(run_dir)
+    conf = load_config(run_dir)
+    folder = run_dir / "checkpoints" / which
+    path = tf.train.latest_checkpoint(str(folder))
+    if path is None:
+        raise UserError(f"{run_dir}: no {which} checkpoint in {folder}")
+    net = build_model(dict(conf, weights="none"))
+    tf.train.Checkpoint(net=net).restore(path).expect_partial()
+    return net
+
+
+def mean_keypoints(source, data_dir=None, crop="biased"):
+    """The mean training keypoints [21, 2]: the baseline that predicts them always."""
+    total, count = 0.0, 0
+    for batch in make_dataset(source, "train", 256, crop=crop, data_dir=data_dir):
+        total = total + batch["keypoints"].numpy().sum(axis=0)
+        count += len(batch["keypoints"])
+    return np.asarray(total / count, np.float32)
