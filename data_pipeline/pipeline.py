@@ -45,9 +45,10 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of one split.
 
-    training: shuffled with `seed` (same seed, same order), repeated forever,
-    full batches only. Otherwise: each sample once, in storage order, with a
-    last smaller batch.
+    training: shuffled with `seed`, repeated forever, full batches only. The order
+    is fixed by `seed` and TF's global seed (tf.data's rule; `hjr train` sets both
+    from its --seed), so the same seeds give the same batches. Otherwise: each
+    sample once, in storage order, with a last smaller batch.
     """
     builder, count = open_split(source, split, crop, data_dir)
     read_config = tfds.ReadConfig(
@@ -55,8 +56,10 @@ def make_dataset(
     )
     ds = builder.as_dataset(split, shuffle_files=False, read_config=read_config)
     if training:
-        ds = ds.shuffle(min(count, SHUFFLE_BUFFER), seed=seed)
-        ds = ds.repeat()
+        # One seeded shuffle over the endless stream (no per-epoch reshuffle): the
+        # batches are a pure function of the seeds, and skipping n of them
+        # replays the stream exactly (resume).
+        ds = ds.repeat().shuffle(min(count, SHUFFLE_BUFFER), seed=seed)
     ds = ds.batch(batch_size, drop_remainder=training)
     if options is not None:
         ds = ds.with_options(options)

@@ -36,7 +36,9 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     if name == "multi-worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        # Without GPUs, mirror over the logical CPUs (tests, or CPU-only clusters).
+        return tf.distribute.MirroredStrategy(None if gpus else cpus)
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
 
 

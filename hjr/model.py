@@ -76,7 +76,7 @@ class HandTrainer(keras.Model):
         return self.net(images, training=training)
 
     def train_step(self, data):
-        images, keypoints = data
+        images, keypoints, _ = keras.utils.unpack_x_y_sample_weight(data)
         images = tf.cast(images, tf.float32)
         keypoints = tf.cast(keypoints, tf.float32)
         if self.augment is not None:
@@ -91,7 +91,7 @@ class HandTrainer(keras.Model):
         return super().train_step((images, keypoints))
 
     def test_step(self, data):
-        images, keypoints = data
+        images, keypoints, _ = keras.utils.unpack_x_y_sample_weight(data)
         return super().test_step(
             (tf.cast(images, tf.float32), tf.cast(keypoints, tf.float32))
         )

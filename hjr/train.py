@@ -6,6 +6,9 @@ logs/ (TensorBoard: scalars and validation images with predicted joints).
 """
 
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import keras
@@ -53,6 +56,7 @@ def schedule(conf):
 
 def build_trainer(conf, strategy):
     """The network, its HandTrainer (compiled) and a checkpoint of both."""
+    keras.utils.set_random_seed(conf["seed"])  # after data preparation, which draws too
     with strategy.scope():
         net = build_model(conf)
         trainer = HandTrainer(net, conf, augment=conf["augment"], seed=conf["seed"])
@@ -75,18 +79,40 @@ def train(conf: dict, run_dir, resume: bool = False, dry_run: bool = False) -> P
         )
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(conf["precision"])
-    keras.utils.set_random_seed(conf["seed"])
     try:
         if dry_run:
             with strategy.scope():
                 build_model(conf).summary(expand_nested=True, line_length=110)
             return run_dir
-        return _fit(conf, run_dir, resume, strategy)
+        if is_chief(strategy):
+            return _fit(conf, run_dir, resume, strategy)
+        # Other workers of a multi-worker run write their share of each checkpoint
+        # to a folder of their own, dropped at the end (TF's multi-worker rule).
+        scratch = Path(tempfile.mkdtemp(prefix="hjr-worker-"))
+        try:
+            _fit(conf, scratch, resume, strategy)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return run_dir
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run folder (always, but in multi-worker runs
+    where only the chief, or worker 0 without a chief, does)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
 def _fit(conf, run_dir, resume, strategy):
+    # tf.data's seeded shuffle also depends on TF's global seed: fix both.
+    keras.utils.set_random_seed(conf["seed"])
     source = parse_source(conf["data"])
     every, total = schedule(conf)
     train_ds = make_dataset(source, "train", conf["batch_size"], training=True,
@@ -131,15 +157,9 @@ def _fit(conf, run_dir, resume, strategy):
         epochs=total // every,
         initial_epoch=start // every,
         callbacks=callbacks,
-        verbose=1 if not _ci() else 2,
+        verbose=2 if os.environ.get("CI") == "true" else 1,
     )
     return run_dir
-
-
-def _ci():
-    import os
-
-    return os.environ.get("CI") == "true"
 
 
 def load_network(run_dir, which: str = "best") -> keras.Model:

@@ -1,0 +1,69 @@
+"""Keypoints -> maps -> expectation round trips, and the metrics on hand-made cases."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hjr import codec
+from hjr.metrics import kaggle_mse, mean_joint_distance, mse_per_coordinate
+
+SIZE = 128
+
+
+def inner_keypoints(margin, batch=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(margin, SIZE - margin, (batch, 21, 2)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "encode, margin, tolerance",
+    [
+        (lambda kp: codec.gaussian_maps(kp, SIZE, 100.0), 40, 0.05),
+        (lambda kp: codec.disk_maps(kp, SIZE, 16.0), 17, 0.3),
+        (lambda kp: codec.gaussian_maps(kp, SIZE, 4.0), 8, 0.05),
+    ],
+)
+def test_maps_round_trip_to_keypoints(encode, margin, tolerance):
+    keypoints = inner_keypoints(margin)
+    decoded = codec.expectation(encode(keypoints)).numpy()
+    np.testing.assert_allclose(decoded, keypoints, atol=tolerance)
+
+
+def test_pixel_centre_convention():
+    """A map with one hot pixel (c, r) decodes to its centre (c + 0.5, r + 0.5)."""
+    maps = np.zeros((1, SIZE, SIZE, 21), np.float32)
+    maps[0, 10, 100, :] = 1.0  # row 10, column 100
+    np.testing.assert_allclose(codec.expectation(maps)[0], [[100.5, 10.5]] * 21)
+
+
+def test_negative_scores_are_clipped_and_empty_maps_decode_to_centre():
+    maps = np.full((1, SIZE, SIZE, 21), -1.0, np.float32)
+    maps[0, 20, 30, 0] = 2.0
+    decoded = codec.expectation(maps).numpy()[0]
+    np.testing.assert_allclose(decoded[0], [30.5, 20.5])
+    np.testing.assert_allclose(decoded[1:], 64.0)
+
+
+def test_disk_radius_and_gaussian_peak():
+    keypoints = np.full((1, 21, 2), 64.0, np.float32)
+    disks = codec.disk_maps(keypoints, SIZE, 16.0).numpy()[0, ..., 0]
+    assert abs(disks.sum() - np.pi * 16**2) < 0.03 * np.pi * 16**2
+    gauss = codec.gaussian_maps(keypoints, SIZE, 100.0).numpy()[0, ..., 0]
+    np.testing.assert_allclose(gauss[63:65, 63:65], np.exp(-0.5 / 200), rtol=1e-5)
+
+
+def test_metrics_on_hand_computed_cases():
+    truth = np.zeros((2, 21, 2), np.float32)
+    pred = truth.copy()
+    pred[0, :, 0] = 3.0  # image 0: every joint 3 px off in x -> d^2 = 9
+    pred[1, 0] = [3.0, 4.0]  # image 1: one joint 5 px off -> d^2 = 25 on 1 of 21
+    np.testing.assert_allclose(kaggle_mse(truth, pred), [9.0, 25 / 21], rtol=1e-6)
+    np.testing.assert_allclose(mse_per_coordinate(truth, pred), [4.5, 12.5 / 21])
+    np.testing.assert_allclose(mean_joint_distance(truth, pred), [3.0, 5 / 21], rtol=1e-5)
+
+
+def test_codec_runs_under_xla():
+    keypoints = inner_keypoints(40)
+    fn = tf.function(lambda kp: codec.expectation(codec.gaussian_maps(kp, SIZE)),
+                     jit_compile=True)
+    np.testing.assert_allclose(fn(keypoints), keypoints, atol=0.05)

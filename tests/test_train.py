@@ -1,0 +1,128 @@
+"""Models and training with the tiny backbone on small synthetic data."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from conftest import SMALL_SYNTHETIC
+
+from hjr.cli import main
+from hjr.config import resolve, save_config
+from hjr.model import HandTrainer, build_model
+from hjr.train import load_network, train
+
+HEADS = ("fc", "classification", "scoremap")
+
+
+def tiny_conf(head, data_dir, **overrides):
+    conf = resolve("quick", {"head": head, "data": SMALL_SYNTHETIC, "steps": 4,
+                             "eval_every": 2, "batch_size": 8, **overrides})
+    conf["data_dir"] = str(data_dir)
+    return conf
+
+
+def fixed_batch(batch=8, seed=0):
+    from data_pipeline.crop import crop_hand
+    from data_pipeline.synthetic import render_hand
+
+    crops = [crop_hand(*render_hand(seed, i)) for i in range(batch)]
+    return np.stack([c[0] for c in crops]), np.stack([c[1] for c in crops])
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_output_shapes(head):
+    net = build_model({"head": head, "backbone": "tiny", "weights": "none"})
+    images, _ = fixed_batch(2)
+    out = net(images.astype(np.float32))
+    assert out["keypoints"].shape == (2, 21, 2)
+    if head != "fc":
+        assert out["maps"].shape == (2, 128, 128, 21)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(head):
+    keras.utils.set_random_seed(0)
+    conf = {"head": head, "backbone": "tiny", "weights": "none"}
+    trainer = HandTrainer(build_model(conf), conf)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    images, keypoints = fixed_batch()
+    losses = [trainer.train_on_batch(images, keypoints, return_dict=True)["loss"]
+              for _ in range(12)]
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_config_round_trip_rebuilds_the_same_model(head, tmp_path):
+    conf = resolve("quick", {"head": head})
+    keras.utils.set_random_seed(3)
+    net = build_model(conf)
+    save_config(conf, tmp_path)
+    tf.train.Checkpoint(net=net).save(str(tmp_path / "checkpoints" / "best" / "ckpt"))
+    images, _ = fixed_batch(2)
+    rebuilt = load_network(tmp_path)
+    np.testing.assert_allclose(rebuilt(images.astype(np.float32))["keypoints"],
+                               net(images.astype(np.float32))["keypoints"], atol=1e-5)
+
+
+def test_run_folder_same_seed_same_losses_and_resume(tmp_path, data_dir):
+    full = train(tiny_conf("fc", data_dir, steps=6), tmp_path / "full")
+    again = train(tiny_conf("fc", data_dir, steps=6), tmp_path / "again")
+    history = pd.read_csv(full / "history.csv")
+    assert history["step"].tolist() == [2, 4, 6]
+    pd.testing.assert_frame_equal(history, pd.read_csv(again / "history.csv"))
+    for name in ("config.json", "best.json", "curves.png"):
+        assert (full / name).exists(), name
+    assert list((full / "logs").rglob("events.out.tfevents*"))
+
+    part = train(tiny_conf("fc", data_dir, steps=4), tmp_path / "part")
+    assert main(["train", "--resume", str(part), "--steps", "6"]) == 0
+    resumed = pd.read_csv(part / "history.csv")
+    assert resumed["step"].tolist() == [2, 4, 6]
+    np.testing.assert_allclose(resumed["loss"], history["loss"], rtol=1e-4)
+    assert json.loads((part / "config.json").read_text())["steps"] == 6
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_whole_step_compiles_under_xla(head, tmp_path, data_dir):
+    conf = tiny_conf(head, data_dir, steps=2, jit="on")
+    conf["augment"]["max_angle"] = 20.0
+    run = train(conf, tmp_path / head)
+    history = pd.read_csv(run / "history.csv")
+    assert history["step"].tolist() == [2]
+    assert np.isfinite(history["loss"]).all()
+
+
+def test_dry_run_prints_the_model(capsys):
+    assert main(["train", "--head", "scoremap", "--preset", "quick", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "hjr_scoremap" in out and "map_conv" in out and "upsample" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--head", "mlp"], "--head mlp"),
+        (["--head", "fc", "--backbone", "vgg"], "vgg"),
+        (["--head", "fc", "--preset", "slow"], "--preset slow"),
+        (["--head", "fc", "--precision", "float8"], "--precision float8"),
+        (["--head", "fc", "--strategy", "magic"], "--strategy magic"),
+    ],
+)
+def test_bad_train_flags(argv, message, capsys):
+    assert main(["train", "--dry-run", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_resume_errors(tmp_path, data_dir, capsys):
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--resume", str(tmp_path / "empty")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    save_config(tiny_conf("fc", data_dir), tmp_path)
+    assert main(["train", "--resume", str(tmp_path), "--head", "scoremap"]) == 2
+    assert "conflicts" in capsys.readouterr().err
