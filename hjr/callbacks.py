@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from data_pipeline.files import atomic_path, write_png
 
-from .draw import contact_sheet, draw_keypoints
+from .draw import draw_keypoints
 
 CURVES = ("loss", "kaggle_mse", "mean_joint_distance")
 
@@ -45,7 +45,7 @@ class RunRecorder(keras.callbacks.Callback):
             with atomic_path(self.run_dir / "best.json") as tmp:
                 tmp.write_text(json.dumps({"step": step, **_floats(logs)}, indent=2))
         self.rows.append({"step": step, **_floats(logs)})
-        write_history(self.run_dir, self.rows)
+        write_history(self.run_dir, self.rows, _baseline(self.run_dir))
         if self.preview is not None:
             self._log_images(step)
 
@@ -57,8 +57,12 @@ class RunRecorder(keras.callbacks.Callback):
             for image, p, t in zip(images.astype(np.uint8), predicted, truth)
         ]
         with self.writer.as_default():
-            tf.summary.image("validation/predictions", np.stack(drawn), step=step,
-                             max_outputs=len(drawn))
+            tf.summary.image(
+                "validation/predictions",
+                np.stack(drawn),
+                step=step,
+                max_outputs=len(drawn),
+            )
         self.writer.flush()
 
 
@@ -66,14 +70,23 @@ def _floats(logs):
     return {k: float(v) for k, v in logs.items()}
 
 
-def write_history(run_dir, rows):
+def _baseline(run_dir):
+    path = run_dir / "baseline.json"
+    return (
+        json.loads(path.read_text())["mean_predictor_kaggle_mse"]
+        if path.exists()
+        else None
+    )
+
+
+def write_history(run_dir, rows, baseline=None):
     """history.csv (one row per validation) and curves.png, both atomic."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)
     with atomic_path(run_dir / "history.csv") as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
-    write_png(run_dir / "curves.png", plot_curves(frame))
+    write_png(run_dir / "curves.png", plot_curves(frame, baseline))
 
 
 def read_history(run_dir):
@@ -83,8 +96,9 @@ def read_history(run_dir):
     return pd.read_csv(path).to_dict("records") if path.exists() else []
 
 
-def plot_curves(frame):
-    """An RGB image of the training curves: loss and validation metrics by step."""
+def plot_curves(frame, baseline=None):
+    """An RGB image of the training curves: loss and validation metrics by step,
+    with the mean-keypoint predictor's validation kaggle_mse as a reference."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,8 +108,16 @@ def plot_curves(frame):
     for ax, name in zip(axes, CURVES):
         for prefix, style in (("", "-"), ("val_", "--")):
             if prefix + name in frame:
-                ax.plot(frame["step"], frame[prefix + name], style, marker="o",
-                        markersize=3, label=("train " if not prefix else "val ") + name)
+                ax.plot(
+                    frame["step"],
+                    frame[prefix + name],
+                    style,
+                    marker="o",
+                    markersize=3,
+                    label=("train " if not prefix else "val ") + name,
+                )
+        if name == "kaggle_mse" and baseline is not None:
+            ax.axhline(baseline, color="grey", linestyle=":", label="predict the mean")
         ax.set_xlabel("step")
         ax.set_yscale("log")
         ax.set_title(name)
@@ -106,10 +128,3 @@ def plot_curves(frame):
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
     return image
-
-
-def preview_sheet(images, predicted, truth):
-    """A contact sheet of images with predicted joints over true ones."""
-    return contact_sheet(
-        [draw_keypoints(i, p, truth=t) for i, p, t in zip(images, predicted, truth)]
-    )

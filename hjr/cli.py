@@ -72,29 +72,53 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(train)
     train.add_argument("--head", help="fc, classification or scoremap")
     train.add_argument("--preset", default=None, help="paper (default) or quick")
-    train.add_argument("--backbone", help="resnet152v2 (paper), resnet152, resnet50, "
-                       "resnet101, resnet50v2, resnet101v2 or tiny")
+    train.add_argument(
+        "--backbone",
+        help="resnet152v2 (paper), resnet152, resnet50, "
+        "resnet101, resnet50v2, resnet101v2 or tiny",
+    )
     train.add_argument("--weights", help="imagenet, none, or a weights file")
     train.add_argument("--steps", type=_positive)
     train.add_argument("--batch-size", type=_positive)
     train.add_argument("--lr", type=float)
     train.add_argument("--seed", type=int)
     train.add_argument("--eval-every", type=_positive, help="steps between validations")
-    train.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    train.add_argument("--max-angle", type=float,
-                       help="extra random rotation in [-A, A] degrees (off in the paper)")
+    train.add_argument(
+        "--no-augment", action="store_true", help="train without augmentation"
+    )
+    train.add_argument(
+        "--max-angle",
+        type=float,
+        help="extra random rotation in [-A, A] degrees (off in the paper)",
+    )
     train.add_argument("--out", default=None, help="run folder (default runs/<head>)")
-    train.add_argument("--strategy", help="auto, one-device, mirrored, multi-worker, tpu")
+    train.add_argument(
+        "--strategy", help="auto, one-device, mirrored, multi-worker, tpu"
+    )
     train.add_argument("--precision", help="float32, mixed_float16, mixed_bfloat16")
     train.add_argument("--jit", choices=("auto", "on", "off"))
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run")
-    train.add_argument("--dry-run", action="store_true",
-                       help="build the model, print its summary and exit")
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="build the model, print its summary and exit",
+    )
     return parser
 
 
-TRAIN_KEYS = ("head", "backbone", "weights", "steps", "batch_size", "lr", "seed",
-              "eval_every", "strategy", "precision", "jit")
+TRAIN_KEYS = (
+    "head",
+    "backbone",
+    "weights",
+    "steps",
+    "batch_size",
+    "lr",
+    "seed",
+    "eval_every",
+    "strategy",
+    "precision",
+    "jit",
+)
 
 
 def _train(args):

@@ -39,4 +39,6 @@ METRICS = {
 
 def keras_metrics():
     """Streaming Keras metrics (averaged over images) for training and validation."""
-    return [keras.metrics.MeanMetricWrapper(fn, name=name) for name, fn in METRICS.items()]
+    return [
+        keras.metrics.MeanMetricWrapper(fn, name=name) for name, fn in METRICS.items()
+    ]

@@ -49,8 +49,9 @@ def head_loss(conf, keypoints, outputs):
     size = maps.shape[1]
     if head == "classification":
         target = codec.disk_maps(keypoints, size, conf["radius"])
-        return tf.reduce_mean(keras.losses.binary_crossentropy(target[..., None],
-                                                               maps[..., None]))
+        return tf.reduce_mean(
+            keras.losses.binary_crossentropy(target[..., None], maps[..., None])
+        )
     target = codec.gaussian_maps(keypoints, size, conf["sigma2"])
     return tf.reduce_mean(tf.square(maps - target))
 
@@ -96,8 +97,9 @@ class HandTrainer(keras.Model):
             (tf.cast(images, tf.float32), tf.cast(keypoints, tf.float32))
         )
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
-                     training=True):
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
         loss = head_loss(self.conf, y, y_pred)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return loss / replicas if replicas > 1 else loss

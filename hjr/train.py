@@ -5,6 +5,7 @@ train(conf, run_dir) -> run_dir. The run folder holds config.json, checkpoints/
 logs/ (TensorBoard: scalars and validation images with predicted joints).
 """
 
+import json
 import math
 import os
 import shutil
@@ -16,12 +17,14 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipeline.errors import UserError
+from data_pipeline.files import atomic_path
 from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source
 
 from .callbacks import RunRecorder, read_history
 from .config import load_config, save_config
 from .distribute import make_strategy, use_jit
+from .metrics import kaggle_mse
 from .model import HandTrainer, build_model
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -60,7 +63,9 @@ def build_trainer(conf, strategy):
     with strategy.scope():
         net = build_model(conf)
         trainer = HandTrainer(net, conf, augment=conf["augment"], seed=conf["seed"])
-        trainer.compile(optimizer=_optimizer(conf), jit_compile=use_jit(conf["jit"], strategy))
+        trainer.compile(
+            optimizer=_optimizer(conf), jit_compile=use_jit(conf["jit"], strategy)
+        )
         trainer.optimizer.build(trainer.trainable_variables)
     return net, trainer
 
@@ -69,7 +74,9 @@ def train(conf: dict, run_dir, resume: bool = False, dry_run: bool = False) -> P
     """Train (or, with resume, continue) the run described by conf in run_dir."""
     run_dir = Path(run_dir)
     if conf["precision"] not in PRECISIONS:
-        raise UserError(f"--precision {conf['precision']}: expected one of {PRECISIONS}")
+        raise UserError(
+            f"--precision {conf['precision']}: expected one of {PRECISIONS}"
+        )
     strategy = make_strategy(conf["strategy"])
     replicas = strategy.num_replicas_in_sync
     if conf["batch_size"] % replicas:
@@ -82,7 +89,12 @@ def train(conf: dict, run_dir, resume: bool = False, dry_run: bool = False) -> P
     try:
         if dry_run:
             with strategy.scope():
-                build_model(conf).summary(expand_nested=True, line_length=110)
+                net = build_model(dict(conf, weights="none"))
+            net.summary(expand_nested=True, line_length=110)
+            print(
+                f"hjr: dry run of {net.name} ({conf['backbone']}); weights "
+                f"{conf['weights']!r} are loaded only when training"
+            )
             return run_dir
         if is_chief(strategy):
             return _fit(conf, run_dir, resume, strategy)
@@ -115,40 +127,68 @@ def _fit(conf, run_dir, resume, strategy):
     keras.utils.set_random_seed(conf["seed"])
     source = parse_source(conf["data"])
     every, total = schedule(conf)
-    train_ds = make_dataset(source, "train", conf["batch_size"], training=True,
-                            seed=conf["seed"], crop=conf["crop"], data_dir=conf.get("data_dir"),
-                            options=_data_options())
-    val_ds = make_dataset(source, "validation", conf["batch_size"], crop=conf["crop"],
-                          data_dir=conf.get("data_dir"), options=_data_options())
+    train_ds = make_dataset(
+        source,
+        "train",
+        conf["batch_size"],
+        training=True,
+        seed=conf["seed"],
+        crop=conf["crop"],
+        data_dir=conf.get("data_dir"),
+        options=_data_options(),
+    )
+    val_ds = make_dataset(
+        source,
+        "validation",
+        conf["batch_size"],
+        crop=conf["crop"],
+        data_dir=conf.get("data_dir"),
+        options=_data_options(),
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     build_conf = dict(conf, weights="none") if resume else conf
     net, trainer = build_trainer(build_conf, strategy)
     checkpoint = tf.train.Checkpoint(net=net, optimizer=trainer.optimizer)
-    latest = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints" / "latest", 2)
+    latest = tf.train.CheckpointManager(
+        checkpoint, run_dir / "checkpoints" / "latest", 2
+    )
     best = tf.train.CheckpointManager(
         tf.train.Checkpoint(net=net), run_dir / "checkpoints" / "best", 1
     )
     if resume and latest.latest_checkpoint:
         checkpoint.restore(latest.latest_checkpoint).assert_existing_objects_matched()
     save_config(conf, run_dir)
+    if not (run_dir / "baseline.json").exists():
+        mean = baseline(source, data_dir=conf.get("data_dir"), crop=conf["crop"])
+        with atomic_path(run_dir / "baseline.json") as tmp:
+            tmp.write_text(json.dumps(mean, indent=2) + "\n")
+        print(
+            f"hjr: predicting the mean training keypoints scores val kaggle_mse "
+            f"{mean['mean_predictor_kaggle_mse']:.1f}"
+        )
     start = int(trainer.optimizer.iterations.numpy())
     if start >= total:
         print(f"hjr: {run_dir} already trained {start} of {total} steps")
         return run_dir
     preview = next(iter(_pairs(val_ds).unbatch().batch(PREVIEW_IMAGES)))
     recorder = RunRecorder(
-        run_dir, latest, best, every,
+        run_dir,
+        latest,
+        best,
+        every,
         preview=(preview[0].numpy(), preview[1].numpy()),
         history=read_history(run_dir) if resume else (),
     )
     callbacks = [
         recorder,
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=max(1, every // 10)),
+        keras.callbacks.TensorBoard(
+            str(run_dir / "logs"), update_freq=max(1, every // 10)
+        ),
     ]
     print(
         f"hjr: training {net.name} ({conf['backbone']}) on {source}, steps "
-        f"{start}..{total}, batch {conf['batch_size']} on {strategy.num_replicas_in_sync} "
-        f"replica(s), XLA {'on' if trainer.jit_compile else 'off'}, {conf['precision']}"
+        f"{start}..{total}, batch {conf['batch_size']} on "
+        f"{strategy.num_replicas_in_sync} replica(s), XLA {'on' if trainer.jit_compile else 'off'}, {conf['precision']}"
     )
     trainer.fit(
         _pairs(train_ds).skip(start),
@@ -182,3 +222,17 @@ def mean_keypoints(source, data_dir=None, crop="biased"):
         total = total + batch["keypoints"].numpy().sum(axis=0)
         count += len(batch["keypoints"])
     return np.asarray(total / count, np.float32)
+
+
+def baseline(source, split="validation", data_dir=None, crop="biased") -> dict:
+    """kaggle_mse on a split of always predicting the mean training keypoints."""
+    mean = mean_keypoints(source, data_dir, crop)
+    errors = [
+        kaggle_mse(batch["keypoints"], mean[None]).numpy()
+        for batch in make_dataset(source, split, 256, crop=crop, data_dir=data_dir)
+    ]
+    value = float(np.concatenate(errors).mean())
+    return {
+        "mean_predictor_kaggle_mse": value,
+        "mean_predictor_mse_per_coordinate": value / 2,
+    }

@@ -8,6 +8,11 @@ import tensorflow as tf
 from data_pipeline.errors import UserError
 from hjr.backbones import BACKBONES, CaffePreprocess, build_encoder
 
+# keras' saving calls np.array on its variables, which numpy 2 flags on every one
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation:DeprecationWarning"
+)
+
 PREPROCESS_INPUT = {
     "resnet50": keras.applications.resnet.preprocess_input,
     "resnet50v2": keras.applications.resnet_v2.preprocess_input,

@@ -59,11 +59,14 @@ def test_metrics_on_hand_computed_cases():
     pred[1, 0] = [3.0, 4.0]  # image 1: one joint 5 px off -> d^2 = 25 on 1 of 21
     np.testing.assert_allclose(kaggle_mse(truth, pred), [9.0, 25 / 21], rtol=1e-6)
     np.testing.assert_allclose(mse_per_coordinate(truth, pred), [4.5, 12.5 / 21])
-    np.testing.assert_allclose(mean_joint_distance(truth, pred), [3.0, 5 / 21], rtol=1e-5)
+    np.testing.assert_allclose(
+        mean_joint_distance(truth, pred), [3.0, 5 / 21], rtol=1e-5
+    )
 
 
 def test_codec_runs_under_xla():
     keypoints = inner_keypoints(40)
-    fn = tf.function(lambda kp: codec.expectation(codec.gaussian_maps(kp, SIZE)),
-                     jit_compile=True)
+    fn = tf.function(
+        lambda kp: codec.expectation(codec.gaussian_maps(kp, SIZE)), jit_compile=True
+    )
     np.testing.assert_allclose(fn(keypoints), keypoints, atol=0.05)

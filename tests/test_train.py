@@ -18,8 +18,17 @@ HEADS = ("fc", "classification", "scoremap")
 
 
 def tiny_conf(head, data_dir, **overrides):
-    conf = resolve("quick", {"head": head, "data": SMALL_SYNTHETIC, "steps": 4,
-                             "eval_every": 2, "batch_size": 8, **overrides})
+    conf = resolve(
+        "quick",
+        {
+            "head": head,
+            "data": SMALL_SYNTHETIC,
+            "steps": 4,
+            "eval_every": 2,
+            "batch_size": 8,
+            **overrides,
+        },
+    )
     conf["data_dir"] = str(data_dir)
     return conf
 
@@ -49,8 +58,10 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(head):
     trainer = HandTrainer(build_model(conf), conf)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
     images, keypoints = fixed_batch()
-    losses = [trainer.train_on_batch(images, keypoints, return_dict=True)["loss"]
-              for _ in range(12)]
+    losses = [
+        trainer.train_on_batch(images, keypoints, return_dict=True)["loss"]
+        for _ in range(12)
+    ]
     assert losses[-1] < 0.8 * losses[0], losses
 
 
@@ -63,8 +74,11 @@ def test_config_round_trip_rebuilds_the_same_model(head, tmp_path):
     tf.train.Checkpoint(net=net).save(str(tmp_path / "checkpoints" / "best" / "ckpt"))
     images, _ = fixed_batch(2)
     rebuilt = load_network(tmp_path)
-    np.testing.assert_allclose(rebuilt(images.astype(np.float32))["keypoints"],
-                               net(images.astype(np.float32))["keypoints"], atol=1e-5)
+    np.testing.assert_allclose(
+        rebuilt(images.astype(np.float32))["keypoints"],
+        net(images.astype(np.float32))["keypoints"],
+        atol=1e-5,
+    )
 
 
 def test_run_folder_same_seed_same_losses_and_resume(tmp_path, data_dir):
