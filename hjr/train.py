@@ -188,7 +188,8 @@ def _fit(conf, run_dir, resume, strategy):
     print(
         f"hjr: training {net.name} ({conf['backbone']}) on {source}, steps "
         f"{start}..{total}, batch {conf['batch_size']} on "
-        f"{strategy.num_replicas_in_sync} replica(s), XLA {'on' if trainer.jit_compile else 'off'}, {conf['precision']}"
+        f"{strategy.num_replicas_in_sync} replica(s), "
+        f"XLA {'on' if trainer.jit_compile else 'off'}, {conf['precision']}"
     )
     trainer.fit(
         _pairs(train_ds).skip(start),
