@@ -27,30 +27,94 @@ class Expectation(keras.layers.Layer):
         return (input_shape[0], input_shape[-1], 2)
 
 
-def fc_head(features, input_size):
+@keras.saving.register_keras_serializable(package="hjr")
+class UpsampledConv(keras.layers.Layer):
+    """Bilinear upsampling by `factor`, then a k x k "same" convolution (zero
+    padding), computed exactly but cheaply.
+
+    Bilinear upsampling is linear per channel, so it commutes with mixing channels:
+    each kernel tap's channel mix is applied at the feature map's resolution
+    (C -> k*k*filters maps), only those maps are upsampled, and the taps are
+    shifted and added at full resolution. Same weights (kernel [k, k, C, filters],
+    bias) and same outputs as UpSampling2D + Conv2D, up to float rounding, for
+    about 100 times fewer operations with a 1024-channel 4x4 or 8x8 feature map.
+    """
+
+    def __init__(self, filters, kernel_size, factor, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.factor = filters, kernel_size, factor
+
+    def build(self, input_shape):
+        k = self.kernel_size
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(k, k, input_shape[-1], self.filters),
+            initializer="glorot_uniform",
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(self.filters,), initializer="zeros"
+        )
+
+    def call(self, features):
+        k, f, pad = self.kernel_size, self.filters, self.kernel_size // 2
+        height, width = features.shape[1] * self.factor, features.shape[2] * self.factor
+        taps = keras.ops.einsum("bhwc,yxcf->bhwyxf", features, self.kernel)
+        taps = keras.ops.reshape(
+            taps, (-1, features.shape[1], features.shape[2], k * k * f)
+        )
+        up = keras.ops.image.resize(taps, (height, width), interpolation="bilinear")
+        up = keras.ops.reshape(up, (-1, height, width, k, k, f))
+        up = keras.ops.pad(up, ((0, 0), (pad, pad), (pad, pad), (0, 0), (0, 0), (0, 0)))
+        out = 0.0
+        for dy in range(k):
+            for dx in range(k):
+                out = out + up[:, dy : dy + height, dx : dx + width, dy, dx, :]
+        return out + self.bias
+
+    def compute_output_shape(self, input_shape):
+        size = (input_shape[1] * self.factor, input_shape[2] * self.factor)
+        return (input_shape[0], *size, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "factor": self.factor,
+        }
+
+
+def fc_head(features, input_size, layout=None):
     """Flatten, a dense layer with 42 linear units, reshaped to [21, 2]."""
     flat = keras.layers.Flatten(name="fc_flatten")(features)
     dense = keras.layers.Dense(2 * NUM_JOINTS, name="fc_dense", dtype="float32")(flat)
     return {"keypoints": keras.layers.Reshape((NUM_JOINTS, 2), name="keypoints")(dense)}
 
 
-def _map_head(features, input_size, activation):
-    """Bilinear upsampling to the input resolution, a 5x5 convolution to 21 maps."""
+def _map_head(features, input_size, activation, layout="fast"):
+    """Bilinear upsampling to the input resolution, a 5x5 convolution to 21 maps.
+
+    layout "fast" (default) computes it as UpsampledConv; "plain" as the paper
+    draws it (UpSampling2D then Conv2D); same weights, same outputs.
+    """
     factor = input_size // features.shape[1]
-    up = keras.layers.UpSampling2D(factor, interpolation="bilinear", name="upsample")(
-        features
-    )
-    logits = keras.layers.Conv2D(NUM_JOINTS, 5, padding="same", name="map_conv")(up)
+    if layout == "plain":
+        up = keras.layers.UpSampling2D(
+            factor, interpolation="bilinear", name="upsample"
+        )(features)
+        logits = keras.layers.Conv2D(NUM_JOINTS, 5, padding="same", name="map_conv")(up)
+    else:
+        logits = UpsampledConv(NUM_JOINTS, 5, factor, name="map_conv")(features)
     maps = keras.layers.Activation(activation, dtype="float32", name="maps")(logits)
     return {"keypoints": Expectation(name="keypoints")(maps), "maps": maps}
 
 
-def classification_head(features, input_size):
-    return _map_head(features, input_size, "sigmoid")
+def classification_head(features, input_size, layout="fast"):
+    return _map_head(features, input_size, "sigmoid", layout)
 
 
-def scoremap_head(features, input_size):
-    return _map_head(features, input_size, "linear")
+def scoremap_head(features, input_size, layout="fast"):
+    return _map_head(features, input_size, "linear", layout)
 
 
 HEADS = {

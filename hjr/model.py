@@ -23,6 +23,7 @@ default_conf = {
     "backbone": "resnet152v2",  # see hjr.backbones.BACKBONES
     "weights": "imagenet",  # imagenet, none, or a path to a weights file
     "input_size": 128,  # side of the input crops
+    "head_layout": "fast",  # map heads: fast (exact, ~100x cheaper) or plain
     "radius": codec.default_conf["radius"],  # classification: disk radius, px
     "sigma2": codec.default_conf["sigma2"],  # scoremap: Gaussian variance, px^2
 }
@@ -36,7 +37,7 @@ def build_model(conf: dict) -> keras.Model:
     size = conf["input_size"]
     images = keras.Input((size, size, 3), name="images")
     encoder = build_encoder(conf["backbone"], conf["weights"], size)
-    outputs = HEADS[conf["head"]](encoder(images), size)
+    outputs = HEADS[conf["head"]](encoder(images), size, conf["head_layout"])
     return keras.Model(images, outputs, name=f"hjr_{conf['head']}")
 
 

@@ -70,3 +70,32 @@ def test_codec_runs_under_xla():
         lambda kp: codec.expectation(codec.gaussian_maps(kp, SIZE)), jit_compile=True
     )
     np.testing.assert_allclose(fn(keypoints), keypoints, atol=0.05)
+
+
+@pytest.mark.parametrize("channels, side", [(7, 4), (16, 8)])
+def test_fast_map_head_equals_upsampling_then_convolution(channels, side):
+    """UpsampledConv == UpSampling2D(bilinear) + Conv2D(5x5, same), same weights,
+    zero padding at the borders included."""
+    import keras
+
+    from hjr.heads import UpsampledConv
+
+    features = np.random.default_rng(0).normal(size=(2, side, side, channels))
+    features = features.astype(np.float32)
+    fast = UpsampledConv(21, 5, SIZE // side)
+    expected_layers = keras.Sequential(
+        [
+            keras.layers.UpSampling2D(SIZE // side, interpolation="bilinear"),
+            keras.layers.Conv2D(21, 5, padding="same"),
+        ]
+    )
+    out = fast(features)
+    expected_layers(features)
+    conv = expected_layers.layers[1]
+    conv.set_weights([fast.kernel.numpy(), np.linspace(-1, 1, 21).astype(np.float32)])
+    fast.bias.assign(conv.bias)
+    out = fast(features).numpy()
+    np.testing.assert_allclose(
+        out, expected_layers(features).numpy(), atol=2e-4, rtol=1e-4
+    )
+    assert out.shape == (2, SIZE, SIZE, 21)
