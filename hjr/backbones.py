@@ -38,7 +38,9 @@ def _conv_bn(x, filters, kernel, stride, name, relu=True):
     x = keras.layers.Conv2D(
         filters, kernel, stride, padding="same", use_bias=False, name=f"{name}_conv"
     )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    # Synchronized: batch statistics over the global batch, so a mirrored run
+    # computes what one device does with the same batch.
+    x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
