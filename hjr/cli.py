@@ -128,11 +128,13 @@ def _train(args):
     given = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k) is not None}
     if args.data != "synthetic" or args.crop != "biased":
         given.update(data=args.data, crop=args.crop)
-    if args.data_dir:
-        given["data_dir"] = args.data_dir
+    # Not configuration keys that resolve() takes: data_dir is where this machine
+    # keeps prepared data, and resolve() ignores None values.
+    extra = {"data_dir": args.data_dir} if args.data_dir else {}
     if args.no_augment:
-        given["augment"] = None
+        extra["augment"] = None
     if args.resume:
+        given.update(extra)
         conf = load_config(args.resume)
         for key, value in given.items():
             if key not in ("steps", "data_dir") and conf.get(key) != value:
@@ -147,7 +149,7 @@ def _train(args):
         raise UserError(f"--preset {args.preset}: expected one of {', '.join(PRESETS)}")
     if "head" not in given:
         raise UserError("--head is required: fc, classification or scoremap")
-    conf = resolve(args.preset or "paper", given)
+    conf = {**resolve(args.preset or "paper", given), **extra}
     if args.max_angle is not None:
         conf["augment"] = dict(conf["augment"] or {}, max_angle=args.max_angle)
     return train(conf, args.out or f"runs/{conf['head']}", dry_run=args.dry_run)

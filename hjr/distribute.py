@@ -21,6 +21,19 @@ def _tpu_strategy():
     return tf.distribute.TPUStrategy(resolver)
 
 
+def _multi_worker_strategy():
+    """The cluster comes from $TF_CONFIG (one worker without it)."""
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as error:
+        if "program startup" not in str(error):
+            raise
+        raise UserError(
+            "--strategy multi-worker: TensorFlow already ran in this process; "
+            "choose the strategy first (collective ops are configured at startup)"
+        ) from None
+
+
 def _tpu_present() -> bool:
     return bool(os.environ.get("TPU_NAME")) or os.path.exists("/dev/accel0")
 
@@ -30,11 +43,13 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     (the GPU, or the CPU)."""
     if name not in STRATEGIES:
         raise UserError(f"--strategy {name}: expected one of {', '.join(STRATEGIES)}")
-    gpus = tf.config.list_logical_devices("GPU")
+    if name == "multi-worker":
+        # Before anything that initialises TF's runtime (listing devices does):
+        # collective ops can only be configured at program startup.
+        return _multi_worker_strategy()
     if name == "tpu" or (name == "auto" and _tpu_present()):
         return _tpu_strategy()
-    if name == "multi-worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         # Without GPUs, mirror over the logical CPUs (tests, or CPU-only clusters).

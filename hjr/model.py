@@ -108,4 +108,31 @@ class HandTrainer(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         for metric in self.keypoint_metrics:
             metric.update_state(y, y_pred["keypoints"])
-        return self.get_metrics_result()
+        results = self.get_metrics_result()
+        if _multi_worker(self.distribute_strategy):
+            # Keras reduces each step's outputs over the workers with
+            # strategy.reduce(MEAN, axis=0), which fails on scalars
+            # (tensorflow/tensorflow#72388): give it vectors of one value.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras gets the first batch's shapes by reducing it over the replicas,
+        # which MultiWorkerMirroredStrategy cannot do for a tuple of PerReplica
+        # values (Keras 3.15, TensorFlow backend): give it this worker's batch.
+        if iterator is not None and _multi_worker(self.distribute_strategy):
+            for _, _, batches in iterator:
+                batch = next(batches)
+                break
+            local = self.distribute_strategy.experimental_local_results
+            data_batch = tf.nest.map_structure(lambda value: local(value)[0], batch)
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+
+def _multi_worker(strategy) -> bool:
+    """Whether strategy is a MultiWorkerMirroredStrategy over several workers."""
+    return (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+    )

@@ -112,7 +112,7 @@ def test_whole_step_compiles_under_xla(head, tmp_path, data_dir):
 def test_dry_run_prints_the_model(capsys):
     assert main(["train", "--head", "scoremap", "--preset", "quick", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "hjr_scoremap" in out and "map_conv" in out and "upsample" in out
+    assert "hjr_scoremap" in out and "map_conv" in out and "block2_out" in out
 
 
 @pytest.mark.parametrize(
