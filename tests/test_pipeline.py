@@ -75,7 +75,9 @@ def test_same_seed_same_batches(data_dir):
     first = ids(1)
     assert first == ids(1)
     assert first != ids(2)
-    assert sorted(sum(first[:5], [])) == sorted(read_all(source, "train", data_dir))
+    drawn = sum(first, [])
+    train_ids = set(read_all(source, "train", data_dir))
+    assert set(drawn) <= train_ids and len(set(drawn)) >= 30  # 64 draws from 40
 
 
 def test_kaggle_files(tmp_path, data_dir):
