@@ -4,6 +4,8 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
 from data_pipeline.crop import CROPS
 from data_pipeline.errors import UserError
 from data_pipeline.sources import SPLITS
@@ -103,7 +105,38 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="build the model, print its summary and exit",
     )
+    _add_model_commands(commands)
     return parser
+
+
+def _add_model_commands(commands):
+    predict = commands.add_parser("predict", help="write a Kaggle submission CSV")
+    _add_data_flags(predict)
+    predict.add_argument("--model", required=True, help="a training run folder")
+    predict.add_argument("--split", choices=SPLITS, default="test")
+    predict.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="average over the four 90-degree rotations (default on)",
+    )
+    predict.add_argument("--batch-size", type=_positive, default=64)
+    predict.add_argument("--out", required=True, help="the CSV to write")
+    predict.add_argument(
+        "--visualize",
+        metavar="DIR",
+        help="also write PNGs of predictions (and maps) here",
+    )
+
+    evaluate = commands.add_parser("evaluate", help="score predictions on a split")
+    _add_data_flags(evaluate)
+    given = evaluate.add_mutually_exclusive_group(required=True)
+    given.add_argument("--model", help="a training run folder")
+    given.add_argument("--predictions", help="a CSV in the submission format")
+    evaluate.add_argument("--split", choices=SPLITS, default="validation")
+    evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True)
+    evaluate.add_argument("--batch-size", type=_positive, default=64)
+    evaluate.add_argument("--json", help="write the metrics here too (and a PCK PNG)")
 
 
 TRAIN_KEYS = (
@@ -155,6 +188,88 @@ def _train(args):
     return train(conf, args.out or f"runs/{conf['head']}", dry_run=args.dry_run)
 
 
+def _predict(args, source):
+    from pathlib import Path
+
+    from .predict import predict
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    visualize = Path(args.visualize) if args.visualize else None
+    ids, _, _ = predict(
+        args.model,
+        source,
+        args.split,
+        args.tta,
+        args.batch_size,
+        out,
+        visualize,
+        args.crop,
+        args.data_dir,
+    )
+    print(
+        f"hjr: wrote {len(ids)} predictions ({'with' if args.tta else 'no'} TTA) "
+        f"to {out}"
+    )
+
+
+def _evaluate(args, source):
+    from pathlib import Path
+
+    from data_pipeline.kaggle_csv import read_keypoints_csv
+    from data_pipeline.pipeline import is_labelled, make_dataset, open_split
+
+    from . import evaluate
+    from .predict import predict
+
+    builder, count = open_split(source, args.split, args.crop, args.data_dir)
+    if not is_labelled(builder, args.split):
+        raise UserError(f"--split {args.split}: {source} has no labels for it")
+    if args.model:
+        _, predictions, labels = predict(
+            args.model,
+            source,
+            args.split,
+            args.tta,
+            args.batch_size,
+            crop=args.crop,
+            data_dir=args.data_dir,
+        )
+    else:
+        ids, predictions = read_keypoints_csv(args.predictions)
+        labels = {}
+        for batch in make_dataset(
+            source, args.split, 256, crop=args.crop, data_dir=args.data_dir
+        ):
+            for i, kp in zip(batch["id"].numpy(), batch["keypoints"].numpy()):
+                labels[int(i)] = kp
+        if sorted(ids.tolist()) != sorted(labels):
+            raise UserError(
+                f"--predictions {args.predictions}: {len(ids)} rows with Ids that are "
+                f"not the {count} Ids of the {args.split} split"
+            )
+        labels = np.stack([labels[int(i)] for i in ids])
+    result = evaluate.scores(predictions, labels)
+    try:  # the mean training keypoints; the split's own mean where there is none
+        from .train import mean_keypoints
+
+        mean = mean_keypoints(source, args.data_dir, args.crop)[None]
+    except UserError:
+        mean = labels.mean(axis=0, keepdims=True)
+    result["mean_predictor_kaggle_mse"] = evaluate.scores(
+        np.broadcast_to(mean, labels.shape), labels
+    )["kaggle_mse"]
+    print(evaluate.table(result))
+    if args.json:
+        path = Path(args.json)
+        evaluate.write_json(path, result)
+        thresholds, curve = evaluate.pck_curve(
+            np.sqrt(((predictions - labels) ** 2).sum(-1))
+        )
+        evaluate.plot_pck(path.with_suffix(".pck.png"), {"model": (thresholds, curve)})
+
+
 def _run(args):
     if args.command == "train":
         return _train(args)
@@ -169,6 +284,10 @@ def _run(args):
             f"{k} {v.num_examples}" for k, v in builder.info.splits.items()
         )
         print(f"hjr: {source} ({args.crop} crops) in {builder.data_dir}: {sizes}")
+    elif args.command == "predict":
+        _predict(args, source)
+    elif args.command == "evaluate":
+        _evaluate(args, source)
     elif args.command == "browse":
         from .browse import browse
 

@@ -51,3 +51,97 @@ def test_predicting_on_rotated_images_gives_rotated_predictions():
         rotated = predict_keypoints(net, np.rot90(images, k, axes=(1, 2)), tta=True)
         expected = rot90_keypoints(base, tf.fill([2], k), float(SIZE))
         np.testing.assert_allclose(rotated, expected, atol=1e-3)
+
+
+def test_predict_and_evaluate_commands(tmp_path, data_dir, capsys):
+    import json
+
+    from conftest import SMALL_SYNTHETIC
+
+    from data_pipeline.kaggle_csv import COLUMNS, read_keypoints_csv
+    from hjr.cli import main
+    from hjr.config import resolve
+    from hjr.train import train
+
+    conf = resolve(
+        "quick",
+        {
+            "head": "classification",
+            "data": SMALL_SYNTHETIC,
+            "steps": 2,
+            "eval_every": 2,
+            "batch_size": 8,
+        },
+    )
+    conf["data_dir"] = str(data_dir)
+    run = train(conf, tmp_path / "run")
+    common = ["--data", SMALL_SYNTHETIC, "--data-dir", str(data_dir)]
+    csv = tmp_path / "submission.csv"
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(run),
+                *common,
+                "--out",
+                str(csv),
+                "--visualize",
+                str(tmp_path / "vis"),
+            ]
+        )
+        == 0
+    )
+    assert csv.read_text().splitlines()[0] == ",".join(COLUMNS)
+    ids, keypoints = read_keypoints_csv(csv)
+    assert ids.tolist() == list(range(8)) and keypoints.shape == (8, 21, 2)
+    assert len(list((tmp_path / "vis").glob("*_prediction.png"))) == 8
+
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(csv),
+                *common,
+                "--split",
+                "test",
+                "--json",
+                str(tmp_path / "m.json"),
+            ]
+        )
+        == 0
+    )
+    from_csv = json.loads((tmp_path / "m.json").read_text())
+    assert (tmp_path / "m.pck.png").exists()
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(run),
+                *common,
+                "--split",
+                "test",
+                "--json",
+                str(tmp_path / "m2.json"),
+            ]
+        )
+        == 0
+    )
+    from_model = json.loads((tmp_path / "m2.json").read_text())
+    assert abs(from_csv["kaggle_mse"] - from_model["kaggle_mse"]) < 1e-2
+    assert from_model["mean_predictor_kaggle_mse"] > 0
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(csv.read_text().splitlines()[:4]))
+    assert (
+        main(["evaluate", "--predictions", str(bad), *common, "--split", "test"]) == 2
+    )
+    assert "Ids" in capsys.readouterr().err
+    assert (
+        main(["predict", "--model", str(tmp_path / "nope"), *common, "--out", str(csv)])
+        == 2
+    )
+    assert "no such run folder" in capsys.readouterr().err
