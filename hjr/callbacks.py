@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from data_pipeline.files import atomic_path, write_png
 
-from .draw import draw_keypoints
+from .draw import draw_keypoints, figure_image, new_figure
 
 CURVES = ("loss", "kaggle_mse", "mean_joint_distance")
 
@@ -19,11 +19,10 @@ CURVES = ("loss", "kaggle_mse", "mean_joint_distance")
 class RunRecorder(keras.callbacks.Callback):
     """At the end of each fit() epoch (one validation interval)."""
 
-    def __init__(self, run_dir, latest, best, eval_every, preview=None, history=()):
+    def __init__(self, run_dir, latest, best, preview=None, history=()):
         super().__init__()
         self.run_dir = run_dir
         self.latest, self.best = latest, best
-        self.eval_every = eval_every
         self.preview = preview  # (images, keypoints) of a few validation samples
         self.rows = list(history)
         best_file = run_dir / "best.json"
@@ -99,12 +98,7 @@ def read_history(run_dir):
 def plot_curves(frame, baseline=None):
     """An RGB image of the training curves: loss and validation metrics by step,
     with the mean-keypoint predictor's validation kaggle_mse as a reference."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.2), dpi=100)
+    fig, axes = new_figure(1, len(CURVES), figsize=(4 * len(CURVES), 3.2), dpi=100)
     for ax, name in zip(axes, CURVES):
         for prefix, style in (("", "-"), ("val_", "--")):
             if prefix + name in frame:
@@ -123,8 +117,4 @@ def plot_curves(frame, baseline=None):
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return image
+    return figure_image(fig)

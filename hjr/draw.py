@@ -82,3 +82,24 @@ def contact_sheet(tiles, labels=(), columns=8, tile=192):
         r, c = divmod(i, columns)
         sheet[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = small
     return sheet
+
+
+def new_figure(*args, **kwargs):
+    """A matplotlib figure and axes on the headless Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def figure_image(fig) -> np.ndarray:
+    """A matplotlib figure rendered to uint8 [H, W, 3] RGB; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image

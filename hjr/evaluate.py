@@ -18,6 +18,8 @@ import numpy as np
 from data_pipeline.files import atomic_path, write_png
 from data_pipeline.keypoints import JOINT_NAMES
 
+from .draw import figure_image, new_figure
+
 AUC_MAX_PX = 30.0
 PCK_FRACTION = 0.2
 
@@ -62,12 +64,7 @@ def write_json(path, result: dict):
 
 def plot_pck(path, curves: dict):
     """PNG of PCK curves {label: (thresholds, values)}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    fig, ax = new_figure(figsize=(5, 4), dpi=100)
     for label, (thresholds, values) in curves.items():
         ax.plot(thresholds, values, label=label)
     ax.set_xlabel("threshold (px of the 128-px crop)")
@@ -75,8 +72,4 @@ def plot_pck(path, curves: dict):
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return write_png(path, image)
+    return write_png(path, figure_image(fig))

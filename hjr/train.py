@@ -175,7 +175,6 @@ def _fit(conf, run_dir, resume, strategy):
         run_dir,
         latest,
         best,
-        every,
         preview=(preview[0].numpy(), preview[1].numpy()),
         history=read_history(run_dir) if resume else (),
     )
