@@ -263,3 +263,26 @@ def _runs(indices: list, size: int, gap: int) -> Iterator[list]:
         run.append(index)
     if run:
         yield run
+
+
+def to_bgr_chw(images_rgb: np.ndarray) -> np.ndarray:
+    """uint8 [N, H, W, 3] RGB -> [N, 3, H, W] BGR, the competition's storage."""
+    return np.ascontiguousarray(np.asarray(images_rgb)[..., ::-1].transpose(0, 3, 1, 2))
+
+
+def write_kaggle_files(folder, train_images_rgb, train_keypoints, test_images_rgb=None):
+    """Write folder/training.h5 (and folder/testing.h5) in the competition's layout.
+
+    train_images_rgb: uint8 [N, H, W, 3]; train_keypoints: [N, 21, 2] (x, y);
+    test_images_rgb: uint8 [M, 128, 128, 3] or None (no testing.h5).
+    Stored as "train/img" [N, 3, H, W] BGR, "train/kp_2D" float32 [N, 21, 2] and
+    "test/img" [M, 3, 128, 128] BGR.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with h5py.File(folder / "training.h5", "w") as h5:
+        h5.create_dataset("train/img", data=to_bgr_chw(train_images_rgb))
+        h5.create_dataset("train/kp_2D", data=np.asarray(train_keypoints, np.float32))
+    if test_images_rgb is not None:
+        with h5py.File(folder / "testing.h5", "w") as h5:
+            h5.create_dataset("test/img", data=to_bgr_chw(test_images_rgb))

@@ -1,6 +1,7 @@
 """The `hjr` command line: a thin layer over the Python API."""
 
 import argparse
+import logging
 import os
 import sys
 
@@ -93,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="extra random rotation in [-A, A] degrees (off in the paper)",
     )
-    train.add_argument("--out", default=None, help="run folder (default runs/<head>)")
+    train.add_argument(
+        "--out",
+        default=None,
+        help="run folder (default $HJR_RUNS_DIR/<head>, else runs/<head>)",
+    )
     train.add_argument(
         "--strategy", help="auto, one-device, mirrored, multi-worker, tpu"
     )
@@ -112,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_model_commands(commands):
     predict = commands.add_parser("predict", help="write a Kaggle submission CSV")
     _add_data_flags(predict)
-    predict.add_argument("--model", required=True, help="a training run folder")
+    predict.add_argument(
+        "--model", required=True, help="a training run folder or an hjr export"
+    )
     predict.add_argument("--split", choices=SPLITS, default="test")
     predict.add_argument(
         "--tta",
@@ -131,12 +138,48 @@ def _add_model_commands(commands):
     evaluate = commands.add_parser("evaluate", help="score predictions on a split")
     _add_data_flags(evaluate)
     given = evaluate.add_mutually_exclusive_group(required=True)
-    given.add_argument("--model", help="a training run folder")
+    given.add_argument("--model", help="a training run folder or an hjr export")
     given.add_argument("--predictions", help="a CSV in the submission format")
     evaluate.add_argument("--split", choices=SPLITS, default="validation")
     evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True)
     evaluate.add_argument("--batch-size", type=_positive, default=64)
     evaluate.add_argument("--json", help="write the metrics here too (and a PCK PNG)")
+
+    export = commands.add_parser("export", help="write a SavedModel for TF Serving")
+    export.add_argument("--model", required=True, help="a training run folder")
+    export.add_argument("--out", required=True, help="the SavedModel folder to write")
+    export.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="serving_default averages the four 90-degree rotations (default off; "
+        "the `tta` signature always does)",
+    )
+
+    bench = commands.add_parser("bench", help="measure throughput and memory here")
+    bench.add_argument("--json", help="also write the figures here")
+    bench.add_argument(
+        "--quick", action="store_true", help="fewer steps: a few minutes on 2 CPU cores"
+    )
+    bench.add_argument(
+        "--backbone", default="resnet152v2", help="default resnet152v2 (the paper's)"
+    )
+    bench.add_argument(
+        "--heads",
+        default="fc,classification,scoremap",
+        help="comma-separated (default all three)",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="train, evaluate, predict and export on the built-in synthetic hands",
+    )
+    _add_data_flags(demo)
+    demo.add_argument("--out", default="demo", help="output folder (default demo/)")
+    demo.add_argument(
+        "--head", default="fc", help="fc (default), classification, scoremap"
+    )
+    demo.add_argument("--steps", type=_positive, help="training steps (default 2400)")
 
 
 TRAIN_KEYS = (
@@ -185,7 +228,8 @@ def _train(args):
     conf = {**resolve(args.preset or "paper", given), **extra}
     if args.max_angle is not None:
         conf["augment"] = dict(conf["augment"] or {}, max_angle=args.max_angle)
-    return train(conf, args.out or f"runs/{conf['head']}", dry_run=args.dry_run)
+    out = args.out or os.path.join(os.environ.get("HJR_RUNS_DIR", "runs"), conf["head"])
+    return train(conf, out, dry_run=args.dry_run)
 
 
 def _predict(args, source):
@@ -215,8 +259,6 @@ def _predict(args, source):
 
 
 def _evaluate(args, source):
-    from pathlib import Path
-
     from data_pipeline.kaggle_csv import read_keypoints_csv
     from data_pipeline.pipeline import is_labelled, make_dataset, open_split
 
@@ -262,17 +304,40 @@ def _evaluate(args, source):
     )["kaggle_mse"]
     print(evaluate.table(result))
     if args.json:
-        path = Path(args.json)
-        evaluate.write_json(path, result)
-        thresholds, curve = evaluate.pck_curve(
-            np.sqrt(((predictions - labels) ** 2).sum(-1))
+        evaluate.write_report(args.json, result, predictions, labels)
+
+
+def _bench(args):
+    from .backbones import BACKBONES
+    from .bench import bench, table
+    from .heads import HEADS
+
+    heads = [h for h in args.heads.split(",") if h]
+    unknown = [h for h in heads if h not in HEADS]
+    if unknown or not heads:
+        raise UserError(f"--heads {args.heads}: expected some of {', '.join(HEADS)}")
+    if args.backbone not in BACKBONES:
+        raise UserError(
+            f"--backbone {args.backbone}: expected one of {', '.join(BACKBONES)}"
         )
-        evaluate.plot_pck(path.with_suffix(".pck.png"), {"model": (thresholds, curve)})
+    result = bench(args.quick, args.backbone, heads, args.json)
+    print(table(result))
+    if args.json:
+        print(f"hjr bench: figures in {args.json}")
 
 
 def _run(args):
     if args.command == "train":
         return _train(args)
+    if args.command == "bench":
+        return _bench(args)
+    if args.command == "export":
+        from .export import export
+
+        out = export(args.model, args.out, args.tta)
+        with_tta = "with" if args.tta else "without"
+        print(f"hjr: wrote the SavedModel {out} (serving_default {with_tta} TTA)")
+        return None
     from data_pipeline.sources import parse_source
 
     source = parse_source(args.data)
@@ -288,6 +353,10 @@ def _run(args):
         _predict(args, source)
     elif args.command == "evaluate":
         _evaluate(args, source)
+    elif args.command == "demo":
+        from .demo import demo
+
+        demo(args.out, args.data, args.head, args.steps, args.crop, args.data_dir)
     elif args.command == "browse":
         from .browse import browse
 
@@ -307,10 +376,17 @@ def _run(args):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow Datasets logs its internals (custom configs, deprecations) as
+    # absl warnings: nothing a user can act on.
+    logging.getLogger("absl").setLevel(logging.ERROR)
     try:
         _run(args)
     except UserError as error:
         print(f"hjr: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # an unreadable input or an unwritable output
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"hjr: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hjr: interrupted", file=sys.stderr)

@@ -12,6 +12,7 @@
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -73,3 +74,14 @@ def plot_pck(path, curves: dict):
     ax.grid(alpha=0.3)
     ax.legend()
     return write_png(path, figure_image(fig))
+
+
+def write_report(path, result: dict, predictions, labels) -> tuple:
+    """Write result as JSON to path and the PCK curve beside it (<stem>.pck.png).
+    Returns the two paths."""
+    path = Path(path)
+    write_json(path, result)
+    distances = np.sqrt(((np.asarray(predictions) - np.asarray(labels)) ** 2).sum(-1))
+    png = path.with_suffix(".pck.png")
+    plot_pck(png, {"model": pck_curve(distances)})
+    return path, png

@@ -3,39 +3,118 @@
 TTA: predict on the four 90-degree rotations of each image, rotate each prediction
 back into the original frame (exactly, in the keypoint convention: pixel i covers
 [i, i+1)) and average.
+
+Predictions come from a training run folder (its best checkpoint) or from a
+SavedModel written by `hjr export`; `load_predictor` takes either.
 """
+
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from data_pipeline.augment import rot90_keypoints
+from data_pipeline.errors import UserError
 
 
 def predict_keypoints(net, images, tta: bool = True):
     """Keypoints float32 [B, 21, 2] of images uint8/float [B, S, S, 3].
 
     net: a network built by hjr.model.build_model (dict outputs with `keypoints`).
+    With tta, the four rotations go through the network as one batch of 4B.
     """
     images = tf.cast(images, tf.float32)
-    size = tf.cast(tf.shape(images)[1], tf.float32)
     if not tta:
-        return net(images, training=False)["keypoints"]
+        return tf.cast(net(images, training=False)["keypoints"], tf.float32)
+    size = tf.cast(tf.shape(images)[1], tf.float32)
     batch = tf.shape(images)[0]
+    rotated = tf.concat([tf.image.rot90(images, k) for k in range(4)], axis=0)
+    outputs = tf.cast(net(rotated, training=False)["keypoints"], tf.float32)
     total = 0.0
-    for k in range(4):
-        rotated = net(tf.image.rot90(images, k), training=False)["keypoints"]
+    for k, keypoints in enumerate(tf.split(outputs, 4, axis=0)):
         back = tf.fill([batch], (4 - k) % 4)
-        total += rot90_keypoints(rotated, back, size)
+        total += rot90_keypoints(keypoints, back, size)
     return total / 4.0
 
 
-def predict_dataset(net, dataset, tta: bool = True):
+def is_saved_model(path) -> bool:
+    return (Path(path) / "saved_model.pb").is_file()
+
+
+class Predictor:
+    """Keypoints (and, for the map heads, maps) of uint8 crops [B, 128, 128, 3]."""
+
+    def keypoints(self, images, tta: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def maps(self, images):
+        """The predicted maps [B, S, S, 21], or None for the fc head."""
+        raise NotImplementedError
+
+
+class NetworkPredictor(Predictor):
+    """A Keras network of hjr.model.build_model (e.g. a run's best checkpoint)."""
+
+    def __init__(self, net):
+        self.net = net
+        self._steps = {
+            tta: tf.function(
+                lambda images, tta=tta: predict_keypoints(net, images, tta)
+            )
+            for tta in (False, True)
+        }
+
+    def keypoints(self, images, tta):
+        return self._steps[bool(tta)](images).numpy()
+
+    def maps(self, images):
+        outputs = self.net(tf.cast(images, tf.float32), training=False)
+        return outputs["maps"].numpy() if "maps" in outputs else None
+
+
+class SavedModelPredictor(Predictor):
+    """A SavedModel of `hjr export`, through its `plain` and `tta` signatures."""
+
+    def __init__(self, path):
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except (OSError, ValueError, tf.errors.OpError) as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise UserError(f"{path}: not a loadable SavedModel ({message})") from None
+        missing = {"plain", "tta"} - set(loaded.signatures)
+        if missing:
+            raise UserError(
+                f"{path}: a SavedModel without the signatures {sorted(missing)} of "
+                "`hjr export`"
+            )
+        self._loaded = loaded  # keeps the signatures' variables alive
+        self._plain = loaded.signatures["plain"]
+        self._tta = loaded.signatures["tta"]
+
+    def keypoints(self, images, tta):
+        signature = self._tta if tta else self._plain
+        return signature(images=tf.cast(images, tf.uint8))["keypoints"].numpy()
+
+    def maps(self, images):
+        outputs = self._plain(images=tf.cast(images, tf.uint8))
+        return outputs["maps"].numpy() if "maps" in outputs else None
+
+
+def load_predictor(model) -> Predictor:
+    """A run folder (its best checkpoint) or an exported SavedModel folder."""
+    if is_saved_model(model):
+        return SavedModelPredictor(model)
+    from .train import load_network
+
+    return NetworkPredictor(load_network(model))
+
+
+def predict_dataset(predictor: Predictor, dataset, tta: bool = True):
     """(ids int64 [N], keypoints float32 [N, 21, 2], labels [N, 21, 2]) over a
     dataset of batches from data_pipeline.pipeline.make_dataset, sorted by id."""
-    step = tf.function(lambda images: predict_keypoints(net, images, tta))
     ids, predictions, labels = [], [], []
     for batch in dataset:
-        predictions.append(step(batch["image"]).numpy())
+        predictions.append(predictor.keypoints(batch["image"], tta))
         ids.append(batch["id"].numpy())
         labels.append(batch["keypoints"].numpy())
     ids = np.concatenate(ids)
@@ -55,28 +134,29 @@ def predict(
     data_dir=None,
     num_visualize=16,
 ):
-    """Write the submission CSV of a run folder's best network on a split.
+    """Predict a split with a run folder's best network or an exported SavedModel;
+    write the submission CSV to `out` and PNGs to `visualize` when given.
 
     Returns (ids, predictions, labels or None) with rows sorted by id.
     """
     from data_pipeline.kaggle_csv import write_keypoints_csv
     from data_pipeline.pipeline import is_labelled, make_dataset, open_split
 
-    from .train import load_network
-
-    net = load_network(model)
+    predictor = load_predictor(model)
     builder, _ = open_split(source, split, crop, data_dir)
     dataset = make_dataset(source, split, batch_size, crop=crop, data_dir=data_dir)
-    ids, predictions, labels = predict_dataset(net, dataset, tta)
+    ids, predictions, labels = predict_dataset(predictor, dataset, tta)
     labels = labels if is_labelled(builder, split) else None
     if out is not None:
         write_keypoints_csv(out, ids, predictions)
     if visualize is not None:
-        _visualize(net, dataset, visualize, ids, predictions, labels, num_visualize)
+        _visualize(
+            predictor, dataset, visualize, ids, predictions, labels, num_visualize
+        )
     return ids, predictions, labels
 
 
-def _visualize(net, dataset, folder, ids, predictions, labels, count):
+def _visualize(predictor, dataset, folder, ids, predictions, labels, count):
     """PNGs of images with predicted joints (rings: labels) and, for the map heads,
     the predicted maps (maximum over joints) beside them."""
     import cv2
@@ -85,30 +165,29 @@ def _visualize(net, dataset, folder, ids, predictions, labels, count):
 
     from .draw import draw_keypoints
 
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     row = {int(i): n for n, i in enumerate(ids)}
     written = 0
-    for batch in dataset:
-        outputs = net(tf.cast(batch["image"], tf.float32), training=False)
+    for batch in dataset.unbatch().batch(count).take(1):
+        images = batch["image"].numpy()
+        maps = predictor.maps(images)
         for b, index in enumerate(batch["id"].numpy()):
-            if written == count:
-                return
             n = row[int(index)]
             truth = None if labels is None else labels[n]
-            panel = draw_keypoints(
-                batch["image"][b].numpy(), predictions[n], truth=truth
-            )
-            if "maps" in outputs:
-                maps = outputs["maps"][b].numpy().max(-1)
-                maps = (255 * (maps - maps.min()) / max(np.ptp(maps), 1e-6)).astype(
+            panel = draw_keypoints(images[b], predictions[n], truth=truth)
+            if maps is not None:
+                heat = maps[b].max(-1)
+                heat = (255 * (heat - heat.min()) / max(np.ptp(heat), 1e-6)).astype(
                     np.uint8
                 )
-                maps = cv2.resize(
-                    maps, panel.shape[:2], interpolation=cv2.INTER_NEAREST
+                heat = cv2.resize(
+                    heat, panel.shape[:2], interpolation=cv2.INTER_NEAREST
                 )
                 heat = cv2.cvtColor(
-                    cv2.applyColorMap(maps, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB
+                    cv2.applyColorMap(heat, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB
                 )
                 panel = np.concatenate([panel, heat], axis=1)
             write_png(folder / f"{int(index):05d}_prediction.png", panel)
             written += 1
+    return written

@@ -197,6 +197,7 @@ def _fit(conf, run_dir, resume, strategy):
         epochs=total // every,
         initial_epoch=start // every,
         callbacks=callbacks,
+        shuffle=False,  # the dataset is shuffled (seeded) already
         verbose=2 if os.environ.get("CI") == "true" else 1,
     )
     return run_dir

@@ -1,6 +1,6 @@
 """Writers of small test inputs in the exact on-disk layouts the readers expect.
 
-- write_kaggle_files: the competition's training.h5 / testing.h5 (BGR, channel-first).
+- (the competition's files: data_pipeline.kaggle_h5.write_kaggle_files)
 - write_rhd_tree: an RHD_published_v2 tree built from the 3 real RHD frames in
   shared/data/rhd_samples (the shared folder can be moved with HJR_SHARED_DIR).
 """
@@ -67,37 +67,6 @@ def write_h5(path: Path, datasets: dict[str, np.ndarray]) -> Path:
         for name, array in datasets.items():
             h5.create_dataset(name, data=array)
     return path
-
-
-def write_kaggle_files(
-    folder: Path,
-    train_images_rgb: np.ndarray,
-    train_keypoints: np.ndarray,
-    test_images_rgb: np.ndarray | None = None,
-) -> None:
-    """Write folder/training.h5 (and folder/testing.h5) in the competition's layout.
-
-    train_images_rgb: uint8 [N, H, W, 3]; train_keypoints: [N, 21, 2] (x, y);
-    test_images_rgb: uint8 [M, 128, 128, 3] or None (no testing.h5).
-    Stored as "train/img" [N, 3, H, W] BGR, "train/kp_2D" float32 [N, 21, 2] and
-    "test/img" [M, 3, 128, 128] BGR.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_h5(
-        folder / "training.h5",
-        {
-            "train/img": to_bgr_chw(train_images_rgb),
-            "train/kp_2D": np.asarray(train_keypoints, dtype=np.float32),
-        },
-    )
-    if test_images_rgb is not None:
-        write_h5(folder / "testing.h5", {"test/img": to_bgr_chw(test_images_rgb)})
-
-
-def to_bgr_chw(images_rgb: np.ndarray) -> np.ndarray:
-    """uint8 [N, H, W, 3] RGB -> [N, 3, H, W] BGR."""
-    return np.ascontiguousarray(np.asarray(images_rgb)[..., ::-1].transpose(0, 3, 1, 2))
 
 
 def random_frames(

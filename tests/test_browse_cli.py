@@ -6,10 +6,11 @@ import sys
 import numpy as np
 import pytest
 from conftest import SMALL_SYNTHETIC
-from datagen import random_frames, write_h5, write_kaggle_files, write_rhd_tree
+from datagen import random_frames, write_h5, write_rhd_tree
 
 from data_pipeline.files import read_png
 from data_pipeline.kaggle_csv import read_keypoints_csv
+from data_pipeline.kaggle_h5 import write_kaggle_files
 from hjr.cli import main
 
 

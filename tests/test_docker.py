@@ -27,3 +27,32 @@ def test_install_step_matches_readme():
     assert re.search(r"pip install --no-cache-dir -e \.", dockerfile)
     assert "pip install -e ." in readme
     assert 'ENTRYPOINT ["hjr"]' in dockerfile and "USER 1000" in dockerfile
+
+
+def test_container_train_entry_writes_into_the_runs_volume(
+    tmp_path, data_dir, monkeypatch
+):
+    """`docker run hjr train --head H` runs `hjr train --head H` with the image's
+    HJR_RUNS_DIR=/runs: the run lands in the mounted volume."""
+    from conftest import SMALL_SYNTHETIC
+
+    from hjr.cli import main
+
+    env = dict(
+        line.split("=", 1)
+        for line in re.findall(r"(HJR_\w+=\S+)", (ROOT / "Dockerfile").read_text())
+    )
+    assert env["HJR_RUNS_DIR"] == "/runs"
+    monkeypatch.setenv("HJR_RUNS_DIR", str(tmp_path / "runs"))
+    argv = ["train", "--head", "fc", "--preset", "quick", "--steps", "1"]
+    argv += [
+        "--batch-size",
+        "8",
+        "--data",
+        SMALL_SYNTHETIC,
+        "--data-dir",
+        str(data_dir),
+    ]
+    assert main(argv) == 0
+    assert (tmp_path / "runs" / "fc" / "config.json").is_file()
+    assert list((tmp_path / "runs" / "fc" / "checkpoints" / "latest").glob("*.index"))

@@ -140,6 +140,11 @@ def test_predict_and_evaluate_commands(tmp_path, data_dir, capsys):
         main(["evaluate", "--predictions", str(bad), *common, "--split", "test"]) == 2
     )
     assert "Ids" in capsys.readouterr().err
+    bad.write_text(csv.read_text().replace("Joint 3 y", "Joint 3 z"))
+    assert (
+        main(["evaluate", "--predictions", str(bad), *common, "--split", "test"]) == 2
+    )
+    assert "expected the 43 columns" in capsys.readouterr().err
     assert (
         main(["predict", "--model", str(tmp_path / "nope"), *common, "--out", str(csv)])
         == 2

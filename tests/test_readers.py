@@ -13,14 +13,12 @@ from datagen import (
     OUT_OF_FRAME_JOINT,
     png_bytes,
     random_frames,
-    to_bgr_chw,
     write_h5,
-    write_kaggle_files,
     write_rhd_tree,
 )
 
 from data_pipeline.errors import UserError
-from data_pipeline.kaggle_h5 import open_kaggle
+from data_pipeline.kaggle_h5 import open_kaggle, to_bgr_chw, write_kaggle_files
 from data_pipeline.rhd import choose_hand, open_rhd
 
 H, W = 24, 32  # non-square, so a swapped axis shows

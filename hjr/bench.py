@@ -1,0 +1,410 @@
+"""`hjr bench`: throughput and memory on the machine it runs on, as JSON.
+
+Sections of the result:
+- pipeline: images/s from a prepared source to batches (`images_per_s`), the same
+  batches through the training augmentation (`augmented_images_per_s`, compiled as
+  the training step would be; `augmented_xla_images_per_s`), and
+  `naive_images_per_s`: the same samples through a per-sample reader in the style
+  of the course skeleton (h5py inside tf.py_function, OpenCV crop and resize per
+  sample). The samples are synthetic hands written in the competition's HDF5 layout.
+- train.<head>: images/s of the training step at batch 32 per configuration (XLA on
+  and off; mixed precision where the device has fast half-precision), the forward
+  `gflop_per_image`, the usual 3x estimate for a training step, the achieved
+  TFLOP/s, the step time relative to the fc head's, and the projected wall time of
+  the paper's 120k-step schedule.
+- predict: images/s without and with 4-rotation TTA, and the exported SavedModel's
+  latency for one image.
+- memory: peak host RSS (and GPU memory where there is a GPU).
+- device, targets (pass/fail of the performance targets), settings.
+"""
+
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data_pipeline.augment import augment_batch
+from data_pipeline.files import atomic_path
+from data_pipeline.pipeline import make_dataset
+from data_pipeline.sources import parse_source, prepare
+
+from .config import resolve
+from .distribute import make_strategy, use_jit
+from .heads import HEADS
+
+BATCH = 32
+PAPER_STEPS = 120_000
+SETTINGS = {  # (frames in the HDF5 file, pipeline batches, min timed steps, seconds)
+    "full": dict(frames=1024, batches=300, steps=5, seconds=20.0, calls=20),
+    "quick": dict(frames=256, batches=60, steps=2, seconds=2.0, calls=5),
+}
+
+
+def device_info() -> dict:
+    gpus = tf.config.list_physical_devices("GPU")
+    names = [
+        tf.config.experimental.get_device_details(g).get("device_name", g.name)
+        for g in gpus
+    ]
+    cpu = platform.processor() or platform.machine()
+    info = {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "gpus": names,
+        "tpu": bool(tf.config.list_logical_devices("TPU")),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+    info["summary"] = ", ".join(names) if names else info["cpu"] + " (no GPU)"
+    return info
+
+
+def _timed(step, min_steps, seconds, warmup=2):
+    """Seconds per call of step() after warm-up calls: at least min_steps calls and
+    at least `seconds` seconds in all."""
+    for _ in range(warmup):
+        step()
+    count, start = 0, time.perf_counter()
+    while count < min_steps or time.perf_counter() - start < seconds:
+        step()
+        count += 1
+    return (time.perf_counter() - start) / count
+
+
+# --- the input pipeline ---------------------------------------------------------
+
+
+def write_synthetic_h5(folder: Path, frames: int) -> Path:
+    """Synthetic hands in the competition's layout: folder/training.h5 and a
+    testing.h5 of a few crops."""
+    from data_pipeline.kaggle_h5 import write_kaggle_files
+    from data_pipeline.synthetic import render_hand
+
+    rendered = [render_hand(0, i) for i in range(frames)]
+    images = np.stack([image for image, _ in rendered])
+    keypoints = np.stack([kp for _, kp in rendered])
+    write_kaggle_files(folder, images, keypoints, images[:8, :128, :128])
+    return folder
+
+
+def naive_dataset(h5_path: Path, count: int, batch_size: int) -> tf.data.Dataset:
+    """The course skeleton's way: one sample at a time, read with h5py inside
+    tf.py_function, cropped and resized with OpenCV on the CPU."""
+    import h5py
+
+    from data_pipeline.crop import crop_hand
+
+    h5 = h5py.File(h5_path, "r")
+    images, keypoints = h5["train/img"], h5["train/kp_2D"]
+
+    def load(index):
+        i = int(index)
+        image = np.ascontiguousarray(images[i].transpose(1, 2, 0)[..., ::-1])
+        crop, local = crop_hand(image, keypoints[i], "biased")
+        return crop, local.astype(np.float32)
+
+    def sample(index):
+        crop, local = tf.py_function(load, [index], [tf.uint8, tf.float32])
+        crop.set_shape([128, 128, 3])
+        local.set_shape([21, 2])
+        return crop, local
+
+    ds = tf.data.Dataset.range(count).shuffle(count, seed=0).repeat()
+    return ds.map(sample).batch(batch_size).prefetch(1)
+
+
+def _rate(batches, count, batch_size, step=None):
+    iterator = iter(batches)
+    state = {"i": 0}
+
+    def one():
+        batch = next(iterator)
+        if step is not None:
+            step(batch, state["i"])
+        state["i"] += 1
+
+    return batch_size / _timed(one, count, 0.0)
+
+
+def bench_pipeline(folder: Path, settings: dict, jit_auto: bool) -> dict:
+    spec = f"{folder}:validation=32"
+    source = parse_source(spec)
+    data_dir = folder / "prepared"
+    prepare(source, "biased", data_dir)
+    fast = make_dataset(
+        source, "train", BATCH, training=True, seed=0, data_dir=data_dir
+    )
+    count = settings["batches"]
+    result = {"images_per_s": _rate(fast, count, BATCH)}
+    for key, jit in (
+        ("augmented_images_per_s", jit_auto),
+        ("augmented_xla_images_per_s", True),
+    ):
+        augment = tf.function(augment_batch, jit_compile=jit)
+
+        def step(batch, i):
+            seed = tf.constant([0, i])
+            augment(batch["image"], batch["keypoints"], seed)[0].numpy()
+
+        result[key] = _rate(fast, count, BATCH, step)
+    naive = naive_dataset(folder / "training.h5", settings["frames"], BATCH)
+    result["naive_images_per_s"] = _rate(naive, max(4, count // 10), BATCH)
+    result = {k: round(v, 1) for k, v in result.items()}
+    result["speedup_over_naive"] = round(
+        result["images_per_s"] / result["naive_images_per_s"], 1
+    )
+    result.update(
+        batch_size=BATCH,
+        frames=settings["frames"],
+        source="synthetic " "hands in the competition's HDF5 layout, biased crop",
+    )
+    return result
+
+
+# --- training and prediction -----------------------------------------------------
+
+
+def forward_gflop(net, size=128) -> float:
+    """FLOPs of one image's forward pass (2 per multiply-add), by TensorFlow's
+    profiler on the frozen graph."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    fn = tf.function(lambda x: net(x, training=False))
+    concrete = fn.get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32))
+    frozen = convert_variables_to_constants_v2(concrete)
+    options = (
+        tf.compat.v1.profiler.ProfileOptionBuilder(
+            tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        )
+        .with_empty_output()
+        .build()
+    )
+    info = tf.compat.v1.profiler.profile(
+        graph=frozen.graph,
+        run_meta=tf.compat.v1.RunMetadata(),
+        cmd="op",
+        options=options,
+    )
+    return info.total_float_ops / 1e9
+
+
+def _configs(device: dict, quick: bool):
+    """(jit, precision) pairs worth measuring here."""
+    accelerated = bool(device["gpus"]) or device["tpu"]
+    jits = ["auto"] if quick else ["off", "on"]
+    precisions = ["float32"]
+    if device["tpu"]:
+        precisions.append("mixed_bfloat16")
+    elif device["gpus"]:
+        precisions.append("mixed_float16")
+    if quick and accelerated:
+        precisions = precisions[-1:]
+    return [(j, p) for j in jits for p in precisions]
+
+
+def bench_train(head, backbone, jit, precision, batches, settings) -> dict:
+    from .train import build_trainer
+
+    conf = resolve(
+        "paper",
+        dict(
+            head=head, backbone=backbone, weights="none", jit=jit, precision=precision
+        ),
+    )
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        strategy = make_strategy("auto")
+        net, trainer = build_trainer(conf, strategy)
+        state = {"i": 0}
+
+        def step():
+            images, keypoints = batches[state["i"] % len(batches)]
+            trainer.train_on_batch(images, keypoints)
+            state["i"] += 1
+
+        seconds = _timed(step, settings["steps"], settings["seconds"])
+        return {
+            "images_per_s": round(BATCH / seconds, 2),
+            "step_ms": round(1000 * seconds, 1),
+            "xla": bool(trainer.jit_compile),
+        }, net
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def bench_predict(net, conf, batches, settings, folder: Path) -> dict:
+    from .export import export_network
+    from .predict import NetworkPredictor
+
+    predictor = NetworkPredictor(net)
+    images = np.concatenate([b[0] for b in batches])[: max(8, BATCH // 2)]
+    result = {}
+    for key, tta in (("images_per_s", False), ("tta_images_per_s", True)):
+        seconds = _timed(
+            lambda: predictor.keypoints(images, tta),
+            2,
+            settings["seconds"] / 4,
+            warmup=1,
+        )
+        result[key] = round(len(images) / seconds, 2)
+    export_network(net, folder / "saved_model", conf, tta=False)
+    loaded = tf.saved_model.load(str(folder / "saved_model"))
+    one = tf.constant(images[:1])
+    for key, name in (
+        ("savedmodel_latency_ms", "serving_default"),
+        ("savedmodel_tta_latency_ms", "tta"),
+    ):
+        signature = loaded.signatures[name]
+        for _ in range(3):
+            signature(images=one)["keypoints"].numpy()
+        times = []
+        for _ in range(settings["calls"]):
+            start = time.perf_counter()
+            signature(images=one)["keypoints"].numpy()
+            times.append(1000 * (time.perf_counter() - start))
+        result[key] = round(statistics.median(times), 2)
+    result["batch_size"] = len(images)
+    return result
+
+
+def bench(
+    quick=False, backbone="resnet152v2", heads=HEADS, json_path=None, log=print
+) -> dict:
+    settings = SETTINGS["quick" if quick else "full"]
+    device = device_info()
+    result = {
+        "device": device,
+        "settings": dict(settings, quick=quick, backbone=backbone, batch_size=BATCH),
+    }
+    folder = Path(tempfile.mkdtemp(prefix="hjr-bench-"))
+    try:
+        log(f"hjr bench: input pipeline ({settings['frames']} synthetic frames)")
+        write_synthetic_h5(folder, settings["frames"])
+        jit_auto = use_jit("auto", make_strategy("auto"))
+        result["pipeline"] = bench_pipeline(folder, settings, jit_auto)
+        source = parse_source(f"{folder}:validation=32")
+        data = make_dataset(
+            source, "train", BATCH, training=True, seed=0, data_dir=folder / "prepared"
+        )
+        batches = [(b["image"].numpy(), b["keypoints"].numpy()) for b in data.take(4)]
+        result["train"] = {}
+        for head in heads:
+            entry = {}
+            for jit, precision in _configs(device, quick):
+                log(f"hjr bench: training {head} on {backbone}, XLA {jit}, {precision}")
+                measured, net = bench_train(
+                    head, backbone, jit, precision, batches, settings
+                )
+                entry[f"xla_{jit}_{precision}"] = measured
+            entry["gflop_per_image"] = round(forward_gflop(net), 3)
+            entry["train_gflop_per_image"] = round(3 * entry["gflop_per_image"], 3)
+            best = max(
+                (v for v in entry.values() if isinstance(v, dict)),
+                key=lambda v: v["images_per_s"],
+            )
+            entry["images_per_s"] = best["images_per_s"]
+            entry["achieved_tflop_per_s"] = round(
+                entry["train_gflop_per_image"] * best["images_per_s"] / 1000, 4
+            )
+            entry["paper_schedule_minutes"] = round(
+                PAPER_STEPS * BATCH / best["images_per_s"] / 60, 1
+            )
+            result["train"][head] = entry
+            if head == heads[0]:
+                log("hjr bench: prediction and SavedModel latency")
+                conf = resolve(
+                    "paper", dict(head=head, backbone=backbone, weights="none")
+                )
+                result["predict"] = bench_predict(net, conf, batches, settings, folder)
+                result["predict"]["head"] = head
+        if "fc" in result["train"]:
+            fc = result["train"]["fc"]["images_per_s"]
+            for head, entry in result["train"].items():
+                entry["step_ratio_to_fc"] = round(fc / entry["images_per_s"], 3)
+        result["memory"] = memory()
+        result["targets"] = targets(result)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if json_path:
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def memory() -> dict:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    scale = 1 / 1024 if platform.system() != "Darwin" else 1 / 2**20
+    result = {"peak_host_rss_mib": round(peak * scale, 1)}
+    for gpu in tf.config.list_logical_devices("GPU"):
+        info = tf.config.experimental.get_memory_info(gpu.name)
+        result[f"peak_{gpu.name.split(':', 1)[-1].lower().replace(':', '')}_mib"] = (
+            round(info["peak"] / 2**20, 1)
+        )
+    return result
+
+
+def targets(result: dict) -> dict:
+    """The performance targets of the project, each {value, target, met}."""
+    out = {}
+    pipe = result["pipeline"]
+    out["pipeline_vs_naive"] = dict(value=pipe["speedup_over_naive"], target=">= 10")
+    out["pipeline_images_per_s"] = dict(value=pipe["images_per_s"], target=">= 10000")
+    out["pipeline_vs_naive"]["met"] = pipe["speedup_over_naive"] >= 10
+    out["pipeline_images_per_s"]["met"] = pipe["images_per_s"] >= 10_000
+    for head, entry in result["train"].items():
+        if head != "fc" and "step_ratio_to_fc" in entry:
+            ratio = entry["step_ratio_to_fc"]
+            out[f"{head}_step_vs_fc"] = dict(
+                value=ratio, target="<= 1.3", met=ratio <= 1.3
+            )
+    if result["device"]["gpus"] and "fc" in result["train"]:
+        minutes = result["train"]["fc"]["paper_schedule_minutes"]
+        out["fc_paper_schedule_minutes"] = dict(
+            value=minutes, target="< 15 on one H100", met=minutes < 15
+        )
+    return out
+
+
+def table(result: dict) -> str:
+    """The headline figures as plain text."""
+    pipe = result["pipeline"]
+    lines = [
+        f"device: {result['device']['summary']}, TF {result['device']['tensorflow']}",
+        f"pipeline: {pipe['images_per_s']:,.0f} images/s "
+        f"(augmented {pipe['augmented_images_per_s']:,.0f}, XLA "
+        f"{pipe['augmented_xla_images_per_s']:,.0f}; naive reader "
+        f"{pipe['naive_images_per_s']:,.0f}: x{pipe['speedup_over_naive']})",
+    ]
+    for head, entry in result["train"].items():
+        configs = ", ".join(
+            f"{k} {v['images_per_s']}" for k, v in entry.items() if isinstance(v, dict)
+        )
+        lines.append(
+            f"train {head}: {configs} images/s; {entry['gflop_per_image']} GFLOP/image "
+            f"forward; {entry['achieved_tflop_per_s']} TFLOP/s; step x"
+            f"{entry.get('step_ratio_to_fc', 1)} of fc; paper schedule "
+            f"{entry['paper_schedule_minutes']} min"
+        )
+    pred = result["predict"]
+    lines.append(
+        f"predict ({pred['head']}): {pred['images_per_s']} images/s, TTA "
+        f"{pred['tta_images_per_s']}; SavedModel one image "
+        f"{pred['savedmodel_latency_ms']} ms "
+        f"(TTA {pred['savedmodel_tta_latency_ms']} ms)"
+    )
+    lines.append(f"memory: {result['memory']}")
+    for name, target in result["targets"].items():
+        mark = "met" if target["met"] else "NOT met"
+        lines.append(f"target {name}: {target['value']} ({target['target']}): {mark}")
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""`hjr demo`: the whole flow on the built-in synthetic hands, in minutes on a CPU.
+
+Trains the quick preset, evaluates on the validation split, predicts the test split
+with 4-rotation TTA (the submission and overlay PNGs), exports a SavedModel and
+checks that it predicts what the run does. Everything goes into one folder:
+
+    run/              the training run (checkpoints, history.csv, logs/)
+    curves.png        training curves
+    metrics.json      validation metrics (+ metrics.pck.png), with the mean predictor
+    submission.csv    test-split predictions in the Kaggle format (TTA)
+    predictions/      PNGs of predicted joints (rings: labels) on test images
+    saved_model/      the export (serving_default with TTA)
+
+Running it again in the same folder continues or reuses the same training run.
+"""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from data_pipeline.errors import UserError
+from data_pipeline.pipeline import make_dataset
+from data_pipeline.sources import parse_source
+
+from . import evaluate
+from .config import load_config, resolve
+from .export import export
+from .predict import SavedModelPredictor, predict
+from .train import train
+
+DEMO_PRESET = "quick"
+NUM_PICTURES = 16
+SAME_RUN_KEYS = ("head", "data", "crop", "steps", "backbone", "seed", "preset")
+
+
+def demo(
+    out="demo", data="synthetic", head="fc", steps=None, crop="biased", data_dir=None
+) -> dict:
+    """Run the demo into folder `out` on --data `data` (synthetic by default);
+    returns the validation metrics."""
+    started = time.monotonic()
+    out = Path(out)
+    run_dir = out / "run"
+    source = parse_source(data)
+    given = {"head": head, "steps": steps}
+    if data != "synthetic" or crop != "biased":
+        given.update(data=data, crop=crop)
+    conf = resolve(DEMO_PRESET, given)
+    if data_dir:
+        conf["data_dir"] = str(data_dir)
+    resume = (run_dir / "config.json").exists()
+    if resume:
+        old = load_config(run_dir)
+        differ = [k for k in SAME_RUN_KEYS if old.get(k) != conf.get(k)]
+        if differ:
+            raise UserError(
+                f"--out {out}: holds a demo run with another {', '.join(differ)}; "
+                "choose another --out or remove it"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"hjr demo: {DEMO_PRESET} preset, {head} head, {conf['steps']} steps -> {out}"
+    )
+    train(conf, run_dir, resume=resume)
+    if (run_dir / "curves.png").exists():
+        shutil.copyfile(run_dir / "curves.png", out / "curves.png")
+
+    print("hjr demo: evaluating on the validation split (with TTA)")
+    _, predictions, labels = predict(
+        run_dir, source, "validation", tta=True, crop=crop, data_dir=data_dir
+    )
+    metrics = evaluate.scores(predictions, labels)
+    baseline = json.loads((run_dir / "baseline.json").read_text())
+    metrics["mean_predictor_kaggle_mse"] = baseline["mean_predictor_kaggle_mse"]
+    evaluate.write_report(out / "metrics.json", metrics, predictions, labels)
+
+    print("hjr demo: predicting the test split (with TTA)")
+    ids, test_predictions, _ = predict(
+        run_dir,
+        source,
+        "test",
+        tta=True,
+        out=out / "submission.csv",
+        visualize=out / "predictions",
+        crop=crop,
+        data_dir=data_dir,
+        num_visualize=NUM_PICTURES,
+    )
+
+    print("hjr demo: exporting the SavedModel")
+    export(run_dir, out / "saved_model", tta=True)
+    difference = _check_export(
+        out / "saved_model", source, data_dir, ids, test_predictions
+    )
+    minutes = (time.monotonic() - started) / 60
+    print(_summary(out, metrics, len(ids), difference, minutes))
+    return metrics
+
+
+def _check_export(saved_model, source, data_dir, ids, predictions) -> float:
+    """Largest difference (px) between the SavedModel and the run on test images."""
+    batch = next(iter(make_dataset(source, "test", 32, data_dir=data_dir)))
+    exported = SavedModelPredictor(saved_model).keypoints(batch["image"], tta=True)
+    rows = np.searchsorted(ids, batch["id"].numpy())
+    return float(np.abs(exported - predictions[rows]).max())
+
+
+def _summary(out, metrics, count, difference, minutes) -> str:
+    auc = next(k for k in metrics if k.startswith("auc_"))
+    lines = [
+        f"hjr demo: done in {minutes:.1f} min. Validation (TTA): kaggle_mse "
+        f"{metrics['kaggle_mse']:.1f} (always predicting the mean keypoints: "
+        f"{metrics['mean_predictor_kaggle_mse']:.1f}), mean joint distance "
+        f"{metrics['epe']:.1f} px, PCK@0.2 {metrics['pck@0.2']:.3f}, "
+        f"{auc} {metrics[auc]:.3f}",
+        f"  {out / 'metrics.json'}  metrics (PCK curve: {out / 'metrics.pck.png'})",
+        f"  {out / 'submission.csv'}  {count} test predictions, Kaggle format",
+        f"  {out / 'predictions'}/  predicted joints on test images",
+        f"  {out / 'curves.png'}  training curves "
+        f"(TensorBoard: {out / 'run' / 'logs'})",
+        f"  {out / 'saved_model'}/  SavedModel (same keypoints as the run to "
+        f"{difference:.1e} px); try: saved_model_cli show --dir "
+        f"{out / 'saved_model'} --all",
+    ]
+    return "\n".join(lines)
