@@ -320,6 +320,8 @@ def _bench(args):
         raise UserError(
             f"--backbone {args.backbone}: expected one of {', '.join(BACKBONES)}"
         )
+    if args.json and not os.path.isdir(os.path.dirname(args.json) or "."):
+        raise UserError(f"--json {args.json}: its folder does not exist")
     result = bench(args.quick, args.backbone, heads, args.json)
     print(table(result))
     if args.json:

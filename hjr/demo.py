@@ -28,6 +28,7 @@ from data_pipeline.sources import parse_source
 from . import evaluate
 from .config import load_config, resolve
 from .export import export
+from .heads import HEADS
 from .predict import SavedModelPredictor, predict
 from .train import train
 
@@ -44,6 +45,8 @@ def demo(
     started = time.monotonic()
     out = Path(out)
     run_dir = out / "run"
+    if head not in HEADS:
+        raise UserError(f"--head {head}: expected one of {', '.join(HEADS)}")
     source = parse_source(data)
     given = {"head": head, "steps": steps}
     if data != "synthetic" or crop != "biased":

@@ -84,6 +84,16 @@ class UpsampledConv(keras.layers.Layer):
             shifted[d, lo:hi] = base[lo + offset : hi + offset]
         return keras.ops.convert_to_tensor(shifted, dtype=self.compute_dtype)
 
+    def flops_per_image(self, input_shape) -> int:
+        """Floating-point operations (2 per multiply-add) of one image's forward
+        pass: the three products of call()."""
+        height, width, channels = input_shape[-3:]
+        k, f, s = self.kernel_size, self.filters, self.factor
+        taps = height * width * channels * k * k * f
+        columns = height * (width * s) * k * f * (k * width)
+        rows = (height * s) * (width * s) * f * (k * height)
+        return 2 * (taps + columns + rows)
+
     def compute_output_shape(self, input_shape):
         size = (input_shape[1] * self.factor, input_shape[2] * self.factor)
         return (input_shape[0], *size, self.filters)

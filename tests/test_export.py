@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL_SYNTHETIC
+from conftest import SMALL_SYNTHETIC, train_small_run
 
 from data_pipeline.kaggle_csv import read_keypoints_csv
 from data_pipeline.pipeline import make_dataset
@@ -23,23 +23,9 @@ QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A 2-step classification run (a map head) and the test images it predicts."""
-    from hjr.config import resolve
-    from hjr.train import train
-
     folder = tmp_path_factory.mktemp("export")
     data_dir = folder / "prepared"
-    conf = resolve(
-        "quick",
-        {
-            "head": "classification",
-            "data": SMALL_SYNTHETIC,
-            "steps": 2,
-            "eval_every": 2,
-            "batch_size": 8,
-        },
-    )
-    conf["data_dir"] = str(data_dir)
-    run = train(conf, folder / "run")
+    run = train_small_run(folder / "run", data_dir)
     batch = next(
         iter(make_dataset(parse_source(SMALL_SYNTHETIC), "test", 8, data_dir=data_dir))
     )

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 from conftest import SMALL_SYNTHETIC
-from datagen import write_kaggle_files, write_rhd_tree
+from datagen import write_rhd_tree
 
 from data_pipeline import synthetic
 from data_pipeline.crop import crop_hand
 from data_pipeline.errors import UserError
+from data_pipeline.kaggle_h5 import write_kaggle_files
 from data_pipeline.pipeline import is_labelled, make_dataset, open_split
 from data_pipeline.sources import parse_source, prepare
 

@@ -56,25 +56,12 @@ def test_predicting_on_rotated_images_gives_rotated_predictions():
 def test_predict_and_evaluate_commands(tmp_path, data_dir, capsys):
     import json
 
-    from conftest import SMALL_SYNTHETIC
+    from conftest import SMALL_SYNTHETIC, train_small_run
 
     from data_pipeline.kaggle_csv import COLUMNS, read_keypoints_csv
     from hjr.cli import main
-    from hjr.config import resolve
-    from hjr.train import train
 
-    conf = resolve(
-        "quick",
-        {
-            "head": "classification",
-            "data": SMALL_SYNTHETIC,
-            "steps": 2,
-            "eval_every": 2,
-            "batch_size": 8,
-        },
-    )
-    conf["data_dir"] = str(data_dir)
-    run = train(conf, tmp_path / "run")
+    run = train_small_run(tmp_path / "run", data_dir)
     common = ["--data", SMALL_SYNTHETIC, "--data-dir", str(data_dir)]
     csv = tmp_path / "submission.csv"
     assert (
