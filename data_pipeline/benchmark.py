@@ -1,0 +1,120 @@
+"""Throughput of the input pipeline, for `hjr bench` (hjr/bench.py).
+
+- bench_pipeline: images/s from a prepared source to batches, without and with the
+  training augmentation, and through `naive_dataset`, a per-sample reader in the
+  style of the course skeleton (h5py inside tf.py_function, OpenCV crop and resize
+  per sample), on the same samples: synthetic hands written in the competition's
+  HDF5 layout by `write_synthetic_h5`.
+- timed: seconds per call of a step after warm-up.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from .augment import augment_batch
+from .pipeline import make_dataset
+from .sources import parse_source, prepare
+
+BATCH = 32
+
+
+def timed(step, min_steps, seconds, warmup=2):
+    """Seconds per call of step() after warm-up calls: at least min_steps calls and
+    at least `seconds` seconds in all."""
+    for _ in range(warmup):
+        step()
+    count, start = 0, time.perf_counter()
+    while count < min_steps or time.perf_counter() - start < seconds:
+        step()
+        count += 1
+    return (time.perf_counter() - start) / count
+
+
+def write_synthetic_h5(folder: Path, frames: int) -> Path:
+    """Synthetic hands in the competition's layout: folder/training.h5 and a
+    testing.h5 of a few crops."""
+    from data_pipeline.kaggle_h5 import write_kaggle_files
+    from data_pipeline.synthetic import render_hand
+
+    rendered = [render_hand(0, i) for i in range(frames)]
+    images = np.stack([image for image, _ in rendered])
+    keypoints = np.stack([kp for _, kp in rendered])
+    write_kaggle_files(folder, images, keypoints, images[:8, :128, :128])
+    return folder
+
+
+def naive_dataset(h5_path: Path, count: int, batch_size: int) -> tf.data.Dataset:
+    """The course skeleton's way: one sample at a time, read with h5py inside
+    tf.py_function, cropped and resized with OpenCV on the CPU."""
+    import h5py
+
+    from data_pipeline.crop import crop_hand
+
+    h5 = h5py.File(h5_path, "r")
+    images, keypoints = h5["train/img"], h5["train/kp_2D"]
+
+    def load(index):
+        i = int(index)
+        image = np.ascontiguousarray(images[i].transpose(1, 2, 0)[..., ::-1])
+        crop, local = crop_hand(image, keypoints[i], "biased")
+        return crop, local.astype(np.float32)
+
+    def sample(index):
+        crop, local = tf.py_function(load, [index], [tf.uint8, tf.float32])
+        crop.set_shape([128, 128, 3])
+        local.set_shape([21, 2])
+        return crop, local
+
+    ds = tf.data.Dataset.range(count).shuffle(count, seed=0).repeat()
+    return ds.map(sample).batch(batch_size).prefetch(1)
+
+
+def _rate(batches, count, batch_size, step=None):
+    iterator = iter(batches)
+    state = {"i": 0}
+
+    def one():
+        batch = next(iterator)
+        if step is not None:
+            step(batch, state["i"])
+        state["i"] += 1
+
+    return batch_size / timed(one, count, 0.0)
+
+
+def bench_pipeline(folder: Path, settings: dict, jit_auto: bool) -> dict:
+    spec = f"{folder}:validation=32"
+    source = parse_source(spec)
+    data_dir = folder / "prepared"
+    prepare(source, "biased", data_dir)
+    fast = make_dataset(
+        source, "train", BATCH, training=True, seed=0, data_dir=data_dir
+    )
+    count = settings["batches"]
+    result = {"images_per_s": _rate(fast, count, BATCH)}
+    for key, jit in (
+        ("augmented_images_per_s", jit_auto),
+        ("augmented_xla_images_per_s", True),
+    ):
+        augment = tf.function(augment_batch, jit_compile=jit)
+
+        def step(batch, i):
+            seed = tf.constant([0, i])
+            augment(batch["image"], batch["keypoints"], seed)[0].numpy()
+
+        result[key] = _rate(fast, count, BATCH, step)
+    naive = naive_dataset(folder / "training.h5", settings["frames"], BATCH)
+    result["naive_images_per_s"] = _rate(naive, max(4, count // 10), BATCH)
+    result = {k: round(v, 1) for k, v in result.items()}
+    result["speedup_over_naive"] = round(
+        result["images_per_s"] / result["naive_images_per_s"], 1
+    )
+    result.update(
+        batch_size=BATCH,
+        frames=settings["frames"],
+        source="synthetic " "hands in the competition's HDF5 layout, biased crop",
+    )
+    return result
