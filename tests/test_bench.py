@@ -23,8 +23,8 @@ def test_quick_bench_reports_every_figure(tmp_path, capsys):
         "naive_images_per_s",
     ):
         assert pipe[key] > 0, key
-    assert pipe["speedup_over_naive"] == pytest.approx(
-        pipe["images_per_s"] / pipe["naive_images_per_s"], rel=0.01
+    assert pipe["speedup_over_naive"] == pytest.approx(  # rounded to 0.1
+        pipe["images_per_s"] / pipe["naive_images_per_s"], abs=0.051
     )
     fc, maps = result["train"]["fc"], result["train"]["classification"]
     for entry in (fc, maps):
