@@ -44,9 +44,7 @@ def parse_args(argv=None):
         default=Path(tempfile.gettempdir()) / "hjr_datasets",
         help="where the prepared data goes (default: a temporary folder, not output)",
     )
-    # Kaggle's notebook runner adds arguments of its own: ignore what is not ours.
-    args, _ = parser.parse_known_args(argv)
-    return args
+    return parser.parse_args(argv)
 
 
 def _find(root: Path, name: str):
