@@ -12,6 +12,7 @@ SavedModel itself loads with plain TensorFlow, without hjr.
 """
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -72,8 +73,11 @@ def export_network(net, out, conf: dict, tta: bool = False) -> Path:
         input_signature=[any_size],
     )
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    absl = logging.getLogger("absl")
+    level = absl.level
     try:
         archive.write_out(str(tmp), verbose=False)
+        absl.setLevel(level)  # saving resets it, and TFDS's notices would come back
         info = {
             "head": conf["head"],
             "backbone": conf["backbone"],
