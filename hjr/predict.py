@@ -167,27 +167,30 @@ def _visualize(predictor, dataset, folder, ids, predictions, labels, count):
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    row = {int(i): n for n, i in enumerate(ids)}
-    written = 0
-    for batch in dataset.unbatch().batch(count).take(1):
-        images = batch["image"].numpy()
-        maps = predictor.maps(images)
-        for b, index in enumerate(batch["id"].numpy()):
-            n = row[int(index)]
-            truth = None if labels is None else labels[n]
-            panel = draw_keypoints(images[b], predictions[n], truth=truth)
-            if maps is not None:
-                heat = maps[b].max(-1)
-                heat = (255 * (heat - heat.min()) / max(np.ptp(heat), 1e-6)).astype(
-                    np.uint8
-                )
-                heat = cv2.resize(
-                    heat, panel.shape[:2], interpolation=cv2.INTER_NEAREST
-                )
-                heat = cv2.cvtColor(
-                    cv2.applyColorMap(heat, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB
-                )
-                panel = np.concatenate([panel, heat], axis=1)
-            write_png(folder / f"{int(index):05d}_prediction.png", panel)
-            written += 1
-    return written
+    row = {int(i): n for n, i in enumerate(ids[:count])}  # the first rows by id
+    found = {}
+    for batch in dataset:
+        for image, index in zip(batch["image"].numpy(), batch["id"].numpy()):
+            if int(index) in row:
+                found[int(index)] = image
+        if len(found) == len(row):
+            break
+    chosen = sorted(found)
+    images = np.stack([found[i] for i in chosen])
+    maps = predictor.maps(images)
+    for b, index in enumerate(chosen):
+        n = row[index]
+        truth = None if labels is None else labels[n]
+        panel = draw_keypoints(images[b], predictions[n], truth=truth)
+        if maps is not None:
+            heat = maps[b].max(-1)
+            heat = (255 * (heat - heat.min()) / max(np.ptp(heat), 1e-6)).astype(
+                np.uint8
+            )
+            heat = cv2.resize(heat, panel.shape[:2], interpolation=cv2.INTER_NEAREST)
+            heat = cv2.cvtColor(
+                cv2.applyColorMap(heat, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB
+            )
+            panel = np.concatenate([panel, heat], axis=1)
+        write_png(folder / f"{index:05d}_prediction.png", panel)
+    return len(chosen)

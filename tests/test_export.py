@@ -16,6 +16,7 @@ from data_pipeline.kaggle_csv import read_keypoints_csv
 from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source
 from hjr.cli import main
+from hjr.predict import predict
 
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
@@ -156,6 +157,17 @@ def test_predict_and_evaluate_from_the_export(trained, capsys):
         == 0
     )
     assert len(list(vis.glob("*_prediction.png"))) == 8
+    few = folder / "vis_few"  # the pictures are of the first rows by Id
+    predict(
+        out,
+        parse_source(SMALL_SYNTHETIC),
+        visualize=few,
+        num_visualize=3,
+        data_dir=common[-1],
+    )
+    assert sorted(p.name for p in few.iterdir()) == [
+        f"{i:05d}_prediction.png" for i in range(3)
+    ]
     capsys.readouterr()
     assert main(["evaluate", "--model", str(out), *common, "--split", "test"]) == 0
     assert "kaggle_mse" in capsys.readouterr().out
