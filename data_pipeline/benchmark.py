@@ -15,8 +15,11 @@ import numpy as np
 import tensorflow as tf
 
 from .augment import augment_batch
+from .crop import crop_hand
+from .kaggle_h5 import write_kaggle_files
 from .pipeline import make_dataset
 from .sources import parse_source, prepare
+from .synthetic import render_hand
 
 BATCH = 32
 
@@ -36,9 +39,6 @@ def timed(step, min_steps, seconds, warmup=2):
 def write_synthetic_h5(folder: Path, frames: int) -> Path:
     """Synthetic hands in the competition's layout: folder/training.h5 and a
     testing.h5 of a few crops."""
-    from data_pipeline.kaggle_h5 import write_kaggle_files
-    from data_pipeline.synthetic import render_hand
-
     rendered = [render_hand(0, i) for i in range(frames)]
     images = np.stack([image for image, _ in rendered])
     keypoints = np.stack([kp for _, kp in rendered])
@@ -50,8 +50,6 @@ def naive_dataset(h5_path: Path, count: int, batch_size: int) -> tf.data.Dataset
     """The course skeleton's way: one sample at a time, read with h5py inside
     tf.py_function, cropped and resized with OpenCV on the CPU."""
     import h5py
-
-    from data_pipeline.crop import crop_hand
 
     h5 = h5py.File(h5_path, "r")
     images, keypoints = h5["train/img"], h5["train/kp_2D"]
@@ -85,10 +83,14 @@ def _rate(batches, count, batch_size, step=None):
     return batch_size / timed(one, count, 0.0)
 
 
+def h5_source(folder: Path) -> tuple:
+    """(source, data dir) of the files of write_synthetic_h5 in folder."""
+    return parse_source(f"{folder}:validation=32"), folder / "prepared"
+
+
 def bench_pipeline(folder: Path, settings: dict, jit_auto: bool) -> dict:
-    spec = f"{folder}:validation=32"
-    source = parse_source(spec)
-    data_dir = folder / "prepared"
+    """Figures of the pipeline on the files of write_synthetic_h5 in folder."""
+    source, data_dir = h5_source(folder)
     prepare(source, "biased", data_dir)
     fast = make_dataset(
         source, "train", BATCH, training=True, seed=0, data_dir=data_dir
@@ -115,6 +117,6 @@ def bench_pipeline(folder: Path, settings: dict, jit_auto: bool) -> dict:
     result.update(
         batch_size=BATCH,
         frames=settings["frames"],
-        source="synthetic " "hands in the competition's HDF5 layout, biased crop",
+        source="synthetic hands in the competition's HDF5 layout, biased crop",
     )
     return result

@@ -34,10 +34,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data_pipeline.benchmark import BATCH, bench_pipeline, timed, write_synthetic_h5
+from data_pipeline.benchmark import (
+    BATCH,
+    bench_pipeline,
+    h5_source,
+    timed,
+    write_synthetic_h5,
+)
 from data_pipeline.files import atomic_path
 from data_pipeline.pipeline import make_dataset
-from data_pipeline.sources import parse_source
 
 from .config import resolve
 from .distribute import make_strategy, use_jit
@@ -239,9 +244,9 @@ def bench(
         write_synthetic_h5(folder, settings["frames"])
         jit_auto = use_jit("auto", make_strategy("auto"))
         result["pipeline"] = bench_pipeline(folder, settings, jit_auto)
-        source = parse_source(f"{folder}:validation=32")
+        source, data_dir = h5_source(folder)
         data = make_dataset(
-            source, "train", BATCH, training=True, seed=0, data_dir=folder / "prepared"
+            source, "train", BATCH, training=True, seed=0, data_dir=data_dir
         )
         batches = [(b["image"].numpy(), b["keypoints"].numpy()) for b in data.take(4)]
         configs = _configs(device, quick)
