@@ -29,7 +29,7 @@ from . import evaluate
 from .config import load_config, resolve
 from .export import export
 from .heads import HEADS
-from .predict import SavedModelPredictor, predict
+from .predict import SavedModelPredictor, load_predictor, predict
 from .train import train
 
 DEMO_PRESET = "quick"
@@ -72,8 +72,9 @@ def demo(
         shutil.copyfile(run_dir / "curves.png", out / "curves.png")
 
     print("hjr demo: evaluating on the validation split (with TTA)")
+    network = load_predictor(run_dir)  # the best checkpoint, loaded once
     _, predictions, labels = predict(
-        run_dir, source, "validation", tta=True, crop=crop, data_dir=data_dir
+        network, source, "validation", tta=True, crop=crop, data_dir=data_dir
     )
     metrics = evaluate.scores(predictions, labels)
     baseline = json.loads((run_dir / "baseline.json").read_text())
@@ -82,7 +83,7 @@ def demo(
 
     print("hjr demo: predicting the test split (with TTA)")
     ids, test_predictions, _ = predict(
-        run_dir,
+        network,
         source,
         "test",
         tta=True,

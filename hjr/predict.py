@@ -134,15 +134,16 @@ def predict(
     data_dir=None,
     num_visualize=16,
 ):
-    """Predict a split with a run folder's best network or an exported SavedModel;
-    write the submission CSV to `out` and PNGs to `visualize` when given.
+    """Predict a split with `model` (a run folder's best network, an exported
+    SavedModel, or a Predictor already loaded); write the submission CSV to `out`
+    and PNGs to `visualize` when given.
 
     Returns (ids, predictions, labels or None) with rows sorted by id.
     """
     from data_pipeline.kaggle_csv import write_keypoints_csv
     from data_pipeline.pipeline import is_labelled, make_dataset, open_split
 
-    predictor = load_predictor(model)
+    predictor = model if isinstance(model, Predictor) else load_predictor(model)
     builder, _ = open_split(source, split, crop, data_dir)
     dataset = make_dataset(source, split, batch_size, crop=crop, data_dir=data_dir)
     ids, predictions, labels = predict_dataset(predictor, dataset, tta)
