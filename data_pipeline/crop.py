@@ -4,7 +4,7 @@ Two ways to choose the square (both take keypoints float32 [21, 2], x = column,
 y = row, pixel i covering [i, i+1)):
 
 - `biased`: the course skeleton's crop, step by step as the competition cut its
-  test set (shared/KAGGLE_FORMAT.md). The square grows right/down only, so the
+  test set (the course skeleton's code). The square grows right/down only, so the
   hand sits towards the top-left of the crop.
 - `centered`: a square centred on the keypoint box with the same 8 px margin,
   zero-padded where it leaves the frame.

@@ -1,6 +1,6 @@
 """Reader for the course competition's HDF5 files, training.h5 and testing.h5.
 
-Layout (shared/KAGGLE_FORMAT.md):
+Layout (as the course published the files):
 - training.h5, group "train": "img" [N, 3, H, W] BGR 0..255 (full 320x320 RHD frames)
   and "kp_2D" [N, 21, 2] in full-frame pixels, x = column, y = row.
 - testing.h5, group "test": "img" [M, 3, 128, 128] BGR crops, no labels.

@@ -1,4 +1,4 @@
-"""Reader for the public RHD dataset in its original layout (shared/data/RHD_FORMAT.md).
+"""Reader for the public RHD dataset (v1.1) in its original, unzipped layout.
 
 RHD_published_v2/<split>/anno_<split>.pickle   {sample id: {'uv_vis', 'xyz', 'K'}}
 RHD_published_v2/<split>/color/%05d.png        RGB 320x320

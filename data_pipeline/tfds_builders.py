@@ -6,7 +6,10 @@ source split (`id`). One builder config per crop mode; the test split is always
 cut with the biased crop, as the competition's test set was.
 
 Splits: `train`, `validation` (held out of the source's training data by a seeded
-shuffle, 480 samples by default, as the paper) and `test`.
+shuffle, 480 samples by default, as the paper) and `test`. A source with no more
+training samples than that has a tenth of them held out instead (at least one), and
+one with fewer than two has no train or validation split; its test split is always
+there. The number held out is kept in the metadata as `num_validation`.
 
 `tfds build` works too, e.g. for the competition's files:
     tfds build hjr_kaggle/biased --imports data_pipeline.tfds_builders \\
@@ -38,12 +41,27 @@ class HandConfig(tfds.core.BuilderConfig):
     seed: int = 0  # synthetic only: seed of the drawn hands
 
 
-def hold_out(count: int, num_validation: int, seed: int, where: str) -> tuple:
-    """Indices (train, validation) of `count` training samples, both sorted."""
+def hold_out(count: int, num_validation: int, seed: int, where: str):
+    """Indices (train, validation) of `count` training samples, both sorted.
+
+    Where `num_validation` is not below `count`, a tenth of the samples (at least
+    one) is held out instead, and None is returned where there are fewer than two
+    samples to split; either is said in one printed line.
+    """
     if num_validation >= count:
-        raise UserError(
-            f"{where}: {count} training samples, not more than the {num_validation} "
-            "to hold out for validation; use fewer (e.g. --data 'SOURCE:validation=N')"
+        plural = "" if count == 1 else "s"
+        asked = (
+            f"hjr: {where}: {count} training sample{plural}, not more than the "
+            f"{num_validation} to hold out for validation"
+        )
+        if count < 2:
+            print(f"{asked}: too few to split, so no train or validation split")
+            return None
+        num_validation = max(1, count // 10)
+        share = "a tenth" if count >= 10 else "at least one"
+        print(
+            f"{asked}: holding out {num_validation} ({share}) instead; "
+            "choose with --data 'SOURCE:validation=N'"
         )
     order = np.random.default_rng(seed).permutation(count)
     return np.sort(order[num_validation:]), np.sort(order[:num_validation])
@@ -79,11 +97,24 @@ class _HandBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             homepage="https://github.com/sarlinpe/Hand-Joint-Recognition",
         )
 
+    # TFDS prints "Downloading and preparing dataset Unknown size (download: Unknown
+    # size, ...)" before and "Dataset ... downloaded and prepared to ..." after
+    # preparing: hjr says what it prepares where itself (sources.prepare).
+    def _log_download_bytes(self):
+        pass
+
+    def _log_download_done(self):
+        pass
+
     def _crops(self, samples, crop):
         """Examples from (id, frame, keypoints) samples cut with `crop`."""
         for index, image, keypoints in samples:
             patch, local = crop_hand(image, keypoints, crop)
             yield int(index), {"image": patch, "keypoints": local, "id": int(index)}
+
+    def _note_held_out(self, held):
+        """Record how many samples `hold_out` gave to validation (0 for None)."""
+        self.info.metadata["num_validation"] = 0 if held is None else len(held[1])
 
     def _note_skipped(self, split, skipped):
         self.info.metadata[f"skipped_{split}"] = len(skipped)
@@ -97,10 +128,12 @@ class HjrSynthetic(_HandBuilder):
 
     def _split_generators(self, dl_manager):
         conf = self.builder_config
+        if conf.num_train < 1:  # else the pool is larger than the hold-out
+            raise UserError("synthetic:train=0: expected at least 1 training sample")
         pool = conf.num_train + conf.num_validation
-        train, validation = hold_out(
-            pool, conf.num_validation, conf.split_seed, "synthetic"
-        )
+        held = hold_out(pool, conf.num_validation, conf.split_seed, "synthetic")
+        self._note_held_out(held)
+        train, validation = held
         test = np.arange(conf.num_test)
         return {
             "train": self._generate_examples(train, 0, conf.crop),
@@ -127,18 +160,27 @@ class HjrKaggle(_HandBuilder):
     def _split_generators(self, dl_manager):
         conf = self.builder_config
         folder = dl_manager.manual_dir
-        splits = {}
-        if (folder / "training.h5").exists():
+        splits, held = {}, None
+        has_training = (folder / "training.h5").exists()
+        if has_training:
             with kaggle_h5.open_kaggle(folder / "training.h5", "train") as reader:
                 count, where = len(reader), str(reader.path)
-            train, val = hold_out(count, conf.num_validation, conf.split_seed, where)
+            held = hold_out(count, conf.num_validation, conf.split_seed, where)
+        if held is not None:
+            train, val = held
             splits["train"] = self._generate_examples(folder, "train", train)
             splits["validation"] = self._generate_examples(folder, "validation", val)
         if (folder / "testing.h5").exists():
             kaggle_h5.open_kaggle(folder / "testing.h5", "test").close()
             splits["test"] = self._generate_examples(folder, "test", None)
+        if not splits and has_training:
+            raise UserError(
+                f"{where}: too few training samples to split into train and "
+                "validation, and no testing.h5 beside it: nothing to prepare"
+            )
         if not splits:
             raise UserError(f"{folder}: holds neither training.h5 nor testing.h5")
+        self._note_held_out(held)
         return splits
 
     def _generate_examples(self, folder, split, indices):
@@ -174,13 +216,17 @@ class HjrRhd(_HandBuilder):
         with rhd.open_rhd(root, "training") as reader:
             ids, where = np.array(reader.ids), str(reader.root)
         rhd.open_rhd(root, "evaluation").close()
-        train, val = hold_out(len(ids), conf.num_validation, conf.split_seed, where)
-        train, val = ids[train], ids[val]
-        return {
-            "train": self._generate_examples(root, "training", "train", train),
-            "validation": self._generate_examples(root, "training", "validation", val),
-            "test": self._generate_examples(root, "evaluation", "test", None),
-        }
+        held = hold_out(len(ids), conf.num_validation, conf.split_seed, where)
+        self._note_held_out(held)
+        splits = {}
+        if held is not None:
+            train, val = ids[held[0]], ids[held[1]]
+            splits["train"] = self._generate_examples(root, "training", "train", train)
+            splits["validation"] = self._generate_examples(
+                root, "training", "validation", val
+            )
+        splits["test"] = self._generate_examples(root, "evaluation", "test", None)
+        return splits
 
     def _generate_examples(self, root, rhd_split, split, indices):
         crop = "biased" if split == "test" else self.builder_config.crop

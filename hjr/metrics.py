@@ -1,4 +1,4 @@
-"""Keypoint metrics, in pixels of the 128x128 crop (shared/KAGGLE_FORMAT.md).
+"""Keypoint metrics, in pixels of the 128x128 crop, as the competition scored them.
 
 - kaggle_mse: squared x and y errors of a joint summed, averaged over joints and
   images (the authors' definition: mean squared joint distance).

@@ -2,13 +2,12 @@
 
 - (the competition's files: data_pipeline.kaggle_h5.write_kaggle_files)
 - write_rhd_tree: an RHD_published_v2 tree built from the 3 real RHD frames in
-  shared/data/rhd_samples (the shared folder can be moved with HJR_SHARED_DIR).
+  tests/data/rhd_samples (their origin and terms: SOURCE.md there).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 import struct
@@ -22,13 +21,7 @@ import numpy as np
 RHD_SIZE = 320
 BAD_FRAME_ID = 11112  # training frame whose chosen hand leaves the frame
 OUT_OF_FRAME_JOINT = 5
-
-
-def shared_dir() -> Path:
-    """The project's shared folder: $HJR_SHARED_DIR, else <repo>/../shared."""
-    if os.environ.get("HJR_SHARED_DIR"):
-        return Path(os.environ["HJR_SHARED_DIR"])
-    return Path(__file__).resolve().parents[2] / "shared"
+RHD_SAMPLES = Path(__file__).resolve().parent / "data" / "rhd_samples"  # fixtures
 
 
 def rhd_samples() -> list[dict]:
@@ -37,9 +30,9 @@ def rhd_samples() -> list[dict]:
     Each: {"id", "png" (Path), "hand" ("left"/"right"), "keypoints" float32 [21, 2],
     "visible" float32 [21], "xyz" float32 [21, 3] metres, "K" float32 [3, 3]}.
     """
-    folder = shared_dir() / "data" / "rhd_samples"
+    folder = RHD_SAMPLES
     if not (folder / "test_rhd.json").is_file():
-        raise FileNotFoundError(f"{folder}: no test_rhd.json; set HJR_SHARED_DIR")
+        raise FileNotFoundError(f"{folder}: no test_rhd.json (a test fixture)")
     coco = json.loads((folder / "test_rhd.json").read_text())
     annotations = {a["image_id"]: a for a in coco["annotations"]}
     samples = []

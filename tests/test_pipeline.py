@@ -11,6 +11,7 @@ from data_pipeline.errors import UserError
 from data_pipeline.kaggle_h5 import write_kaggle_files
 from data_pipeline.pipeline import is_labelled, make_dataset, open_split
 from data_pipeline.sources import parse_source, prepare
+from data_pipeline.tfds_builders import hold_out
 
 
 def read_all(source, split, data_dir, crop="biased"):
@@ -103,19 +104,43 @@ def test_kaggle_files(tmp_path, data_dir):
     assert count == 5 and not is_labelled(builder, "test")
 
 
-def test_kaggle_folder_without_test_file(tmp_path, data_dir):
+def test_kaggle_folder_without_test_file(tmp_path, data_dir, capsys):
     frames = [synthetic.render_hand(5, i) for i in range(12)]
-    write_kaggle_files(
-        tmp_path / "k",
-        np.stack([f[0] for f in frames]),
-        np.stack([f[1] for f in frames]),
-    )
+    images = np.stack([f[0] for f in frames])
+    keypoints = np.stack([f[1] for f in frames])
+    write_kaggle_files(tmp_path / "k", images, keypoints)
     with pytest.raises(UserError, match="no test split"):
         open_split(
             parse_source(f"{tmp_path / 'k'}:validation=2"), "test", data_dir=data_dir
         )
-    with pytest.raises(UserError, match="12 training samples"):
-        open_split(parse_source(str(tmp_path / "k")), "train", data_dir=data_dir)
+    capsys.readouterr()
+    _, count = open_split(parse_source(str(tmp_path / "k")), "train", data_dir=data_dir)
+    assert count == 11
+    assert "12 training samples, not more than the 480" in capsys.readouterr().out
+    write_kaggle_files(tmp_path / "one", images[:1], keypoints[:1])
+    with pytest.raises(UserError, match="no testing.h5 beside it: nothing to prepare"):
+        open_split(parse_source(str(tmp_path / "one")), "test", data_dir=data_dir)
+
+
+@pytest.mark.parametrize(
+    "count, asked, held",
+    [(30, 6, 6), (480, 480, 48), (20, 480, 2), (19, 480, 1), (2, 2, 1), (1, 480, 0)],
+)
+def test_hold_out_a_tenth_when_too_few(count, asked, held, capsys):
+    split = hold_out(count, asked, 0, "here")
+    said = capsys.readouterr().out.splitlines()
+    assert len(said) == (asked >= count)
+    if held == 0:
+        assert split is None and "no train or validation split" in said[0]
+        return
+    train, validation = split
+    assert len(validation) == held and len(train) == count - held
+    assert sorted(set(train) | set(validation)) == list(range(count))
+
+
+def test_synthetic_without_training_samples_is_refused(data_dir):
+    with pytest.raises(UserError, match="train=0"):
+        prepare(parse_source("synthetic:train=0,validation=4"), data_dir=data_dir)
 
 
 def test_rhd_folder(tmp_path, data_dir):
