@@ -17,13 +17,10 @@ less. Corners brought in from outside the image are black (zeros).
 import tensorflow as tf
 from tensorflow.random.experimental import stateless_fold_in
 
-default_conf = {
-    "rot90": True,  # random multiple of 90 degrees, k uniform in 0..3
-    "max_angle": 0.0,  # degrees; extra rotation uniform in [-a, a] (0: off, as paper)
-    "brightness": 25.0,  # max absolute brightness shift on the 0..255 scale
-    "saturation": (0.5, 1.5),  # range of the saturation factor
-}
-PAPER_CONF = dict(default_conf)
+from hjr.config import AUGMENT_KEYS, default_conf
+
+# The settings and their defaults (the paper's) are a run's (hjr.config).
+PAPER_CONF = {key: default_conf[key] for key in AUGMENT_KEYS}
 ANGLE_TRIES = (1.0, 0.5, 0.25, 0.0)  # fractions of the drawn angle tried in order
 # One algorithm on every device: "auto_select" differs between CPU and XLA.
 RNG = "philox"
@@ -131,10 +128,11 @@ def augment_batch(images, keypoints, seed, conf=None):
     """The training augmentation of one batch.
 
     images: uint8 or float [B, S, S, 3] RGB 0..255; keypoints: float [B, 21, 2];
-    seed: int [2] (e.g. (run seed, step)).
+    seed: int [2] (e.g. (run seed, step)); conf: the settings of AUGMENT_KEYS,
+    PAPER_CONF where left out.
     Returns (float32 [B, S, S, 3] in 0..255, float32 [B, 21, 2]).
     """
-    conf = {**default_conf, **(conf or {})}
+    conf = {**PAPER_CONF, **(conf or {})}
     images = tf.cast(images, tf.float32)
     keypoints = tf.cast(keypoints, tf.float32)
     size = tf.cast(tf.shape(images)[1], tf.float32)

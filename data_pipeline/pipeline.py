@@ -20,11 +20,11 @@ SHUFFLE_BUFFER = 8192  # samples; about 400 MB of 128x128 crops
 def open_split(source: Source, split: str, crop: str = "biased", data_dir=None):
     """(prepared builder, number of samples) of one split; UserError if absent."""
     if split not in SPLITS:
-        raise UserError(f"--split {split}: expected one of {', '.join(SPLITS)}")
+        raise UserError(f"expected one of {', '.join(SPLITS)}", "split", split)
     builder = prepare(source, crop, data_dir)
     if split not in builder.info.splits:
         have = ", ".join(builder.info.splits) or "none"
-        raise UserError(f"--data {source}: has no {split} split (it has: {have})")
+        raise UserError(f"has no {split} split (it has: {have})", "data", source)
     return builder, builder.info.splits[split].num_examples
 
 

@@ -52,13 +52,15 @@ def _kind_of_folder(path: Path) -> str:
     if (path / "training" / "anno_training.pickle").exists():
         return "rhd"
     raise UserError(
-        f"--data {path}: expected training.h5 / testing.h5 (competition) or "
-        "RHD_published_v2/ (RHD) in this folder, found neither"
+        "expected training.h5 / testing.h5 (competition) or RHD_published_v2/ "
+        "(RHD) in this folder, found neither",
+        "data",
+        str(path),
     )
 
 
 def parse_source(spec: str) -> Source:
-    """Parse a --data value; raises UserError naming the flag and what was expected."""
+    """Parse a --data value; raises UserError naming `data` and what was expected."""
     spec = str(spec)
     head, options = spec, {}
     match = re.fullmatch(r"(.*?):((?:\w+=[-\w]+,?)+)", spec)
@@ -72,20 +74,22 @@ def parse_source(spec: str) -> Source:
     else:
         path = Path(head).expanduser()
         if not path.exists():
-            raise UserError(f"--data {head}: no such folder (or use 'synthetic')")
+            raise UserError("no such folder (or use 'synthetic')", "data", head)
         if not path.is_dir():
-            raise UserError(f"--data {head}: expected a folder, got a file")
+            raise UserError("expected a folder, got a file", "data", head)
         source = Source(_kind_of_folder(path), path.resolve())
     for key, value in options.items():
         if key not in OPTIONS or source.kind not in OPTIONS[key][1]:
             allowed = [k for k, (_, kinds) in OPTIONS.items() if source.kind in kinds]
             raise UserError(
-                f"--data {spec}: unknown option {key!r} for a {source.kind} source; "
-                f"expected one of {', '.join(allowed)}"
+                f"unknown option {key!r} for a {source.kind} source; "
+                f"expected one of {', '.join(allowed)}",
+                "data",
+                spec,
             )
         if not value.isdigit():
             raise UserError(
-                f"--data {spec}: {key} must be a whole number, got {value!r}"
+                f"{key} must be a whole number, got {value!r}", "data", spec
             )
         source.options[OPTIONS[key][0]] = int(value)
     return source

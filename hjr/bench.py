@@ -44,7 +44,7 @@ from data_pipeline.benchmark import (
 from data_pipeline.files import atomic_path
 from data_pipeline.pipeline import make_dataset
 
-from .config import resolve
+from .config import configure
 from .distribute import make_strategy, use_jit
 from .heads import HEADS
 from .model import build_model
@@ -80,12 +80,12 @@ def device_info() -> dict:
 def forward_gflop(net, size=128) -> float:
     """GFLOP of one image's forward pass (2 per multiply-add): TensorFlow's
     profiler on the frozen graph, plus the einsums of the fast map heads, which
-    the profiler does not count (hjr.heads.UpsampledConv.flops_per_image)."""
+    the profiler does not count (hjr.layers.UpsampledConv.flops_per_image)."""
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
 
-    from .heads import UpsampledConv
+    from .layers import UpsampledConv
 
     fn = tf.function(lambda x: net(x, training=False))
     concrete = fn.get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32))
@@ -134,7 +134,7 @@ def _configs(device: dict, quick: bool):
 def bench_train(head, backbone, jit, precision, batches, settings) -> dict:
     from .train import build_trainer
 
-    conf = resolve(
+    conf = configure(
         "paper",
         dict(
             head=head, backbone=backbone, weights="none", jit=jit, precision=precision
@@ -230,7 +230,7 @@ def _bench_head(head, backbone, configs, batches, settings, log):
 
 
 def bench(
-    quick=False, backbone="resnet152v2", heads=HEADS, json_path=None, log=print
+    quick=False, backbone="resnet152v2", heads=tuple(HEADS), json_path=None, log=print
 ) -> dict:
     settings = SETTINGS["quick" if quick else "full"]
     device = device_info()
@@ -257,7 +257,7 @@ def bench(
             result["train"][head] = entry
             if head == heads[0]:
                 log("hjr bench: prediction and SavedModel latency")
-                conf = resolve(
+                conf = configure(
                     "paper", dict(head=head, backbone=backbone, weights="none")
                 )
                 result["predict"] = bench_predict(net, conf, batches, settings, folder)

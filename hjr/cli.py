@@ -1,21 +1,39 @@
-"""The `hjr` command line: a thin layer over the Python API."""
+"""The `hjr` command line: a thin layer over the Python API.
+
+Flags become the settings of hjr.config (e.g. `--batch-size` is `batch_size`);
+every flag with a fixed set of values is checked by argparse, and every other
+setting by hjr.config.configure, before TensorFlow starts or any data is read.
+Errors about a setting name the flag that gave it.
+"""
 
 import argparse
-import logging
 import os
 import sys
 
 import numpy as np
 
-from data_pipeline.crop import CROPS
 from data_pipeline.errors import UserError
 from data_pipeline.sources import SPLITS
+
+from .config import CHOICES, PRESETS, configure
+from .heads import HEADS
+from .quiet import start_tensorflow, verbose_from_env
 
 DATA_HELP = (
     "synthetic (built in, default), a folder with the competition's training.h5/"
     "testing.h5, or a folder with RHD_published_v2/; options after a colon, e.g. "
     "synthetic:train=2000,test=200 or DIR:validation=480"
 )
+HEAD_HELP = "; ".join(f"{name}: {head.summary}" for name, head in HEADS.items())
+# Settings whose flag is not --<key with dashes>.
+FLAGS = {"augment": "--no-augment"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _positive(text):
@@ -27,12 +45,25 @@ def _positive(text):
     return value
 
 
-def _add_data_flags(parser):
-    parser.add_argument("--data", default="synthetic", help=DATA_HELP)
+def flag_line(error: UserError) -> str:
+    """The error's line, the setting named by its flag."""
+    if error.key is None:
+        return error.message
+    flag = FLAGS.get(error.key, "--" + error.key.replace("_", "-"))
+    if isinstance(error.value, bool):
+        return f"{flag}: {error.message}"
+    return error.describe(flag)
+
+
+def _add_data_flags(parser, given_only=False):
+    """--data, --crop, --data-dir; given_only: None where not given (train)."""
+    parser.add_argument(
+        "--data", default=None if given_only else "synthetic", help=DATA_HELP
+    )
     parser.add_argument(
         "--crop",
-        choices=CROPS,
-        default="biased",
+        choices=CHOICES["crop"],
+        default=None if given_only else "biased",
         help="crop of the train and validation splits (default biased)",
     )
     parser.add_argument(
@@ -44,8 +75,14 @@ def _add_data_flags(parser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hjr", description="2D hand-joint recognition: data, training, export."
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's own log lines too (or set HJR_VERBOSE=1)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -71,23 +108,46 @@ def build_parser() -> argparse.ArgumentParser:
     browse.add_argument("--num", type=_positive, default=16, help="samples to write")
     browse.add_argument("--seed", type=int, default=0, help="augmentation seed")
     browse.add_argument("--out", required=True, help="output folder")
-    train = commands.add_parser("train", help="train a model")
-    _add_data_flags(train)
-    train.add_argument("--head", help="fc, classification or scoremap")
-    train.add_argument("--preset", default=None, help="paper (default) or quick")
+    _add_train_command(commands)
+    _add_model_commands(commands)
+    for command in commands.choices.values():
+        command.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS
+        )
+    return parser
+
+
+def _add_train_command(commands):
+    train = commands.add_parser(
+        "train",
+        help="train a model",
+        description="Train a model, or continue one with --resume RUN_DIR. Flags "
+        "override the preset's settings; a resumed run takes --steps, --strategy, "
+        "--jit and --data-dir, and refuses other settings that differ from its own.",
+    )
+    _add_data_flags(train, given_only=True)
+    train.add_argument("--head", choices=CHOICES["head"], help=HEAD_HELP)
     train.add_argument(
-        "--backbone",
-        help="resnet152v2 (paper), resnet152, resnet50, "
-        "resnet101, resnet50v2, resnet101v2 or tiny",
+        "--preset",
+        choices=tuple(PRESETS),
+        help="settings to start from (default paper; see README)",
+    )
+    train.add_argument(
+        "--backbone", choices=CHOICES["backbone"], help="resnet152v2: the paper's"
     )
     train.add_argument("--weights", help="imagenet, none, or a weights file")
+    train.add_argument("--optimizer", choices=CHOICES["optimizer"])
     train.add_argument("--steps", type=_positive)
     train.add_argument("--batch-size", type=_positive)
-    train.add_argument("--lr", type=float)
+    train.add_argument("--lr", type=float, help="learning rate")
     train.add_argument("--seed", type=int)
     train.add_argument("--eval-every", type=_positive, help="steps between validations")
     train.add_argument(
-        "--no-augment", action="store_true", help="train without augmentation"
+        "--no-augment",
+        dest="augment",
+        action="store_const",
+        const=False,
+        help="train without augmentation",
     )
     train.add_argument(
         "--max-angle",
@@ -99,19 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="run folder (default $HJR_RUNS_DIR/<head>, else runs/<head>)",
     )
-    train.add_argument(
-        "--strategy", help="auto, one-device, mirrored, multi-worker, tpu"
-    )
-    train.add_argument("--precision", help="float32, mixed_float16, mixed_bfloat16")
-    train.add_argument("--jit", choices=("auto", "on", "off"))
+    train.add_argument("--strategy", choices=CHOICES["strategy"])
+    train.add_argument("--precision", choices=CHOICES["precision"])
+    train.add_argument("--jit", choices=CHOICES["jit"], help="XLA (auto: on GPU/TPU)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run")
     train.add_argument(
         "--dry-run",
         action="store_true",
         help="build the model, print its summary and exit",
     )
-    _add_model_commands(commands)
-    return parser
+
+
+def _heads(text):
+    heads = [h for h in text.split(",") if h]
+    if not heads or any(h not in HEADS for h in heads):
+        raise argparse.ArgumentTypeError(
+            f"expected some of {', '.join(HEADS)}, comma-separated, got {text}"
+        )
+    return heads
 
 
 def _add_model_commands(commands):
@@ -162,12 +227,16 @@ def _add_model_commands(commands):
         "--quick", action="store_true", help="fewer steps: a few minutes on 2 CPU cores"
     )
     bench.add_argument(
-        "--backbone", default="resnet152v2", help="default resnet152v2 (the paper's)"
+        "--backbone",
+        choices=CHOICES["backbone"],
+        default="resnet152v2",
+        help="default resnet152v2 (the paper's)",
     )
     bench.add_argument(
         "--heads",
-        default="fc,classification,scoremap",
-        help="comma-separated (default all three)",
+        type=_heads,
+        default=list(HEADS),
+        help=f"comma-separated, some of {','.join(HEADS)} (default all)",
     )
 
     demo = commands.add_parser(
@@ -177,7 +246,7 @@ def _add_model_commands(commands):
     _add_data_flags(demo)
     demo.add_argument("--out", default="demo", help="output folder (default demo/)")
     demo.add_argument(
-        "--head", default="fc", help="fc (default), classification, scoremap"
+        "--head", choices=CHOICES["head"], default="fc", help="default fc"
     )
     demo.add_argument("--steps", type=_positive, help="training steps (default 2400)")
 
@@ -186,50 +255,38 @@ TRAIN_KEYS = (
     "head",
     "backbone",
     "weights",
+    "optimizer",
     "steps",
     "batch_size",
     "lr",
     "seed",
     "eval_every",
+    "augment",
+    "max_angle",
+    "data",
+    "crop",
     "strategy",
     "precision",
     "jit",
 )
 
 
-def _train(args):
-    from .config import PRESETS, load_config, resolve
+def _train(args, verbose):
+    given = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k) is not None}
+    if args.resume:
+        run_dir = args.resume
+        if args.out and os.path.realpath(args.out) != os.path.realpath(run_dir):
+            raise UserError(f"a resumed run stays in {run_dir}", "out", args.out)
+    elif "head" not in given:
+        raise UserError(f"--head is required: one of {', '.join(HEADS)}")
+    else:
+        runs = os.environ.get("HJR_RUNS_DIR", "runs")
+        run_dir = args.out or os.path.join(runs, given["head"])
+    conf = configure(args.preset, given, resume=args.resume)
+    start_tensorflow(verbose)
     from .train import train
 
-    given = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k) is not None}
-    if args.data != "synthetic" or args.crop != "biased":
-        given.update(data=args.data, crop=args.crop)
-    # Not configuration keys that resolve() takes: data_dir is where this machine
-    # keeps prepared data, and resolve() ignores None values.
-    extra = {"data_dir": args.data_dir} if args.data_dir else {}
-    if args.no_augment:
-        extra["augment"] = None
-    if args.resume:
-        given.update(extra)
-        conf = load_config(args.resume)
-        for key, value in given.items():
-            if key not in ("steps", "data_dir") and conf.get(key) != value:
-                flag = "--" + key.replace("_", "-")
-                raise UserError(
-                    f"--resume {args.resume}: {flag} {value} conflicts with the run's "
-                    f"{key} {conf.get(key)!r}"
-                )
-        conf.update(given)
-        return train(conf, args.resume, resume=True)
-    if args.preset and args.preset not in PRESETS:
-        raise UserError(f"--preset {args.preset}: expected one of {', '.join(PRESETS)}")
-    if "head" not in given:
-        raise UserError("--head is required: fc, classification or scoremap")
-    conf = {**resolve(args.preset or "paper", given), **extra}
-    if args.max_angle is not None:
-        conf["augment"] = dict(conf["augment"] or {}, max_angle=args.max_angle)
-    out = args.out or os.path.join(os.environ.get("HJR_RUNS_DIR", "runs"), conf["head"])
-    return train(conf, out, dry_run=args.dry_run)
+    return train(conf, run_dir, bool(args.resume), args.dry_run, args.data_dir)
 
 
 def _predict(args, source):
@@ -308,29 +365,20 @@ def _evaluate(args, source):
 
 
 def _bench(args):
-    from .backbones import BACKBONES
     from .bench import bench, table
-    from .heads import HEADS
 
-    heads = [h for h in args.heads.split(",") if h]
-    unknown = [h for h in heads if h not in HEADS]
-    if unknown or not heads:
-        raise UserError(f"--heads {args.heads}: expected some of {', '.join(HEADS)}")
-    if args.backbone not in BACKBONES:
-        raise UserError(
-            f"--backbone {args.backbone}: expected one of {', '.join(BACKBONES)}"
-        )
     if args.json and not os.path.isdir(os.path.dirname(args.json) or "."):
         raise UserError(f"--json {args.json}: its folder does not exist")
-    result = bench(args.quick, args.backbone, heads, args.json)
+    result = bench(args.quick, args.backbone, args.heads, args.json)
     print(table(result))
     if args.json:
         print(f"hjr bench: figures in {args.json}")
 
 
-def _run(args):
+def _run(args, verbose):
     if args.command == "train":
-        return _train(args)
+        return _train(args, verbose)
+    start_tensorflow(verbose)
     if args.command == "bench":
         return _bench(args)
     if args.command == "export":
@@ -376,15 +424,14 @@ def _run(args):
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # TensorFlow Datasets logs its internals (custom configs, deprecations) as
-    # absl warnings: nothing a user can act on.
-    logging.getLogger("absl").setLevel(logging.ERROR)
     try:
-        _run(args)
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a bad flag (its line is printed)
+        return done.code
+    try:
+        _run(args, args.verbose or verbose_from_env())
     except UserError as error:
-        print(f"hjr: error: {error}", file=sys.stderr)
+        print(f"hjr: error: {flag_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:  # an unreadable input or an unwritable output
         where = f"{error.filename}: " if error.filename else ""

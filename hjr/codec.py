@@ -13,14 +13,10 @@ pixel (c, r) has its centre at (c + 0.5, r + 0.5). Maps: float32 [B, S, S, 21].
   Gaussian targets are >= 0) but would pull a signed average anywhere, even off the
   image. A map with no positive value decodes to the image centre.
 Labels are made from keypoints on the device inside the training step, never stored.
+The radius and sigma^2 of a run are its head's settings (hjr.heads.HEADS).
 """
 
 import tensorflow as tf
-
-default_conf = {
-    "radius": 16.0,  # classification head: disk radius in crop pixels
-    "sigma2": 100.0,  # scoremap head: variance of the Gaussian in crop pixels^2
-}
 
 
 def _squared_distances(keypoints, size):
@@ -32,12 +28,12 @@ def _squared_distances(keypoints, size):
     return dx * dx + dy * dy
 
 
-def disk_maps(keypoints, size, radius=default_conf["radius"]):
+def disk_maps(keypoints, size, radius):
     """Binary disks of `radius` around each joint: float32 [B, size, size, 21]."""
     return tf.cast(_squared_distances(keypoints, size) <= radius * radius, tf.float32)
 
 
-def gaussian_maps(keypoints, size, sigma2=default_conf["sigma2"]):
+def gaussian_maps(keypoints, size, sigma2):
     """Gaussians of variance `sigma2` around each joint: float32 [B, S, S, 21]."""
     return tf.exp(-_squared_distances(keypoints, size) / (2.0 * sigma2))
 

@@ -1,33 +1,61 @@
-"""Training configuration: defaults, named presets, and resolving flags onto them.
+"""A run's configuration: defaults, named presets, the checks and the resume rules.
 
-The resolved configuration is saved as config.json in every run folder: enough to
-rebuild the exact model (hjr.model.build_model) and to resume the run.
+`configure(preset, overrides, resume=None)` is the one function that turns a
+preset and the settings given (the CLI's flags, `hjr demo`, the Kaggle kernel, a
+notebook) into the configuration of a run, or of the run being resumed. The
+result is saved as config.json in the run folder: enough to rebuild the exact
+model (hjr.model.build_model) and to resume the run. Machine-specific paths (where
+prepared data lives) are arguments of hjr.train, never part of it.
+
+Importing this module does not start TensorFlow: the CLI checks its flags here.
 """
 
 import json
 from pathlib import Path
 
-from data_pipeline.augment import PAPER_CONF
+from data_pipeline.crop import CROPS
 from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path
 
-from . import model
+from .backbones import BACKBONES
+from .heads import HEADS
+
+OPTIMIZERS = ("rmsprop", "adam")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
+JIT = ("auto", "on", "off")
+LAYOUTS = ("fast", "plain")
 
 default_conf = {
-    **model.default_conf,
-    "data": "synthetic",  # --data SOURCE (data_pipeline.sources)
+    # The network (hjr.model.build_model); each head adds its own settings
+    # (HEADS[head].defaults: the classification disk radius, the score-map sigma2).
+    "head": "fc",  # a key of hjr.heads.HEADS
+    "backbone": "resnet152v2",  # a key of hjr.backbones.BACKBONES
+    "weights": "imagenet",  # imagenet, none, or a path to a weights file
+    "input_size": 128,  # side of the input crops
+    "head_layout": "fast",  # map heads: fast (exact, ~100x cheaper) or plain
+    # The data (data_pipeline.sources).
+    "data": "synthetic",  # --data SOURCE
     "crop": "biased",  # crop of the train and validation splits
+    # The schedule.
     "steps": 120_000,  # training steps (batches)
     "batch_size": 32,  # global batch, split over the replicas
     "optimizer": "rmsprop",  # rmsprop (paper) or adam
     "lr": 1e-4,  # learning rate
     "seed": 0,  # weights init, data order and augmentation draws
     "eval_every": 2000,  # steps between validations (and checkpoints)
-    "augment": dict(PAPER_CONF),  # data_pipeline.augment conf; None: off
+    # Training augmentation (data_pipeline.augment), the paper's.
+    "augment": True,  # False: train on the crops as they are
+    "rot90": True,  # random multiple of 90 degrees, k uniform in 0..3
+    "max_angle": 0.0,  # degrees; extra rotation uniform in [-a, a] (0: off)
+    "brightness": 25.0,  # max absolute brightness shift on the 0..255 scale
+    "saturation": [0.5, 1.5],  # range of the saturation factor
+    # How the step runs.
     "strategy": "auto",  # auto, one-device, mirrored, multi-worker, tpu
     "precision": "float32",  # float32, mixed_float16, mixed_bfloat16
     "jit": "auto",  # XLA: auto (on for GPU/TPU, off on CPU), on, off
 }
+AUGMENT_KEYS = ("rot90", "max_angle", "brightness", "saturation")
 
 PRESETS = {
     # The paper: ResNet-152 (v2) cut at conv4, ImageNet weights, batch 32,
@@ -43,17 +71,110 @@ PRESETS = {
         "eval_every": 400,
     },
 }
+DEFAULT_PRESET = "paper"
+
+CHOICES = {
+    "head": tuple(HEADS),
+    "backbone": tuple(BACKBONES),
+    "crop": CROPS,
+    "optimizer": OPTIMIZERS,
+    "precision": PRECISIONS,
+    "strategy": STRATEGIES,
+    "jit": JIT,
+    "head_layout": LAYOUTS,
+}
+# What a resumed run may change: how and how long it runs, not what it learns.
+RESUMABLE = ("steps", "strategy", "jit")
 
 
-def resolve(preset: str = "paper", overrides: dict = None) -> dict:
-    """default_conf < PRESETS[preset] < overrides (None values are ignored)."""
-    if preset not in PRESETS:
-        raise UserError(f"--preset {preset}: expected one of {', '.join(PRESETS)}")
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = set(given) - set(default_conf)
-    if unknown:
-        raise ValueError(f"unknown configuration keys: {sorted(unknown)}")
-    return {**default_conf, **PRESETS[preset], **given, "preset": preset}
+def _check(key, value):
+    """UserError unless `value` is a valid setting `key`."""
+    if key in CHOICES:
+        if value not in CHOICES[key]:
+            raise UserError(f"expected one of {', '.join(CHOICES[key])}", key, value)
+    elif key in ("steps", "batch_size", "eval_every", "input_size"):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise UserError("expected a positive whole number", key, value)
+    elif key in ("lr", "radius", "sigma2", "brightness"):
+        if not isinstance(value, (int, float)) or not value >= 0 or value is True:
+            raise UserError("expected a non-negative number", key, value)
+    elif key == "max_angle":
+        if not isinstance(value, (int, float)) or not 0 <= value <= 180:
+            raise UserError("expected degrees in 0..180", key, value)
+    elif key in ("augment", "rot90"):
+        if not isinstance(value, bool):
+            raise UserError("expected true or false", key, value)
+    elif key == "saturation":
+        if not isinstance(value, list) or len(value) != 2:
+            raise UserError("expected [low, high]", key, value)
+        if not 0 <= value[0] <= value[1]:
+            raise UserError("expected [low, high] with 0 <= low <= high", key, value)
+
+
+def _plain(value):
+    """Tuples as lists, as config.json stores them (so values compare)."""
+    return json.loads(json.dumps(value))
+
+
+def configure(preset: str = None, overrides: dict = None, resume=None) -> dict:
+    """The configuration of a run, every setting checked (UserError names it).
+
+    A new run (resume None): default_conf < the head's defaults < PRESETS[preset]
+    (default "paper") < overrides. Resuming the run in folder `resume`: its
+    config.json, with the overrides in RESUMABLE applied; any other setting (the
+    preset included) must equal the run's, else it is refused by name.
+    """
+    overrides = {key: _plain(value) for key, value in (overrides or {}).items()}
+    if preset is not None and preset not in PRESETS:
+        raise UserError(f"expected one of {', '.join(PRESETS)}", "preset", preset)
+    if resume is not None:
+        return _resumed(load_config(resume), preset, overrides, resume)
+    preset = preset or DEFAULT_PRESET
+    head = overrides.get("head", PRESETS[preset].get("head", default_conf["head"]))
+    _check("head", head)
+    defaults = {**default_conf, **HEADS[head].defaults}
+    for key, value in overrides.items():
+        _known(key, value, head, defaults)
+        _check(key, value)
+    return {**defaults, **PRESETS[preset], **overrides, "preset": preset}
+
+
+def _known(key, value, head, defaults):
+    """UserError unless `key` is a setting of a run with this head."""
+    if key in defaults:
+        return
+    owners = [name for name, spec in HEADS.items() if key in spec.defaults]
+    if owners:
+        where = f"a setting of the {' and '.join(owners)} head, not of {head}"
+        raise UserError(where, key, value)
+    raise UserError(
+        f"unknown setting; expected one of {', '.join(defaults)}", key, value
+    )
+
+
+def _resumed(run, preset, overrides, folder):
+    if preset is not None and preset != run["preset"]:
+        raise UserError(
+            f"the run in {folder} uses the {run['preset']} preset", "preset", preset
+        )
+    for key, value in overrides.items():
+        _known(key, value, run["head"], run)
+        _check(key, value)
+        if key in RESUMABLE:
+            run[key] = value
+        elif value != run[key]:
+            raise UserError(
+                f"the run in {folder} has {key} {run[key]!r}; a resumed run may "
+                f"only change {', '.join(RESUMABLE)}",
+                key,
+                value,
+            )
+    return run
+
+
+def augmentation(conf: dict):
+    """The data_pipeline.augment settings of a run, or None without augmentation."""
+    return {key: conf[key] for key in AUGMENT_KEYS} if conf["augment"] else None
 
 
 def save_config(conf: dict, run_dir: Path) -> Path:
@@ -74,6 +195,9 @@ def load_config(run_dir: Path) -> dict:
         conf = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise UserError(f"{path}: not a readable configuration ({error})") from None
-    if not isinstance(conf, dict) or "head" not in conf:
-        raise UserError(f"{path}: not an hjr run configuration (no 'head')")
-    return {**default_conf, **conf}
+    if not isinstance(conf, dict) or conf.get("head") not in HEADS:
+        raise UserError(f"{path}: not an hjr run configuration (no known 'head')")
+    conf.pop("data_dir", None)  # written by hjr 0.1; machine-specific
+    if not isinstance(conf.get("augment", True), bool):  # hjr 0.1: a dict or None
+        conf.update(conf["augment"] or {}, augment=conf["augment"] is not None)
+    return {**default_conf, **HEADS[conf["head"]].defaults, "preset": None, **conf}

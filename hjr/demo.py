@@ -21,53 +21,34 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipeline.errors import UserError
 from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source
 
 from . import evaluate
-from .config import load_config, resolve
 from .export import export
-from .heads import HEADS
 from .predict import SavedModelPredictor, load_predictor, predict
-from .train import train
+from .train import run
 
 DEMO_PRESET = "quick"
 NUM_PICTURES = 16
-SAME_RUN_KEYS = ("head", "data", "crop", "steps", "backbone", "seed", "preset")
 
 
 def demo(
     out="demo", data="synthetic", head="fc", steps=None, crop="biased", data_dir=None
 ) -> dict:
     """Run the demo into folder `out` on --data `data` (synthetic by default);
-    returns the validation metrics."""
+    returns the validation metrics. A run already in `out` is resumed (the
+    resume rules of hjr.config: only its length may change)."""
     started = time.monotonic()
     out = Path(out)
     run_dir = out / "run"
-    if head not in HEADS:
-        raise UserError(f"--head {head}: expected one of {', '.join(HEADS)}")
     source = parse_source(data)
-    given = {"head": head, "steps": steps}
-    if data != "synthetic" or crop != "biased":
-        given.update(data=data, crop=crop)
-    conf = resolve(DEMO_PRESET, given)
-    if data_dir:
-        conf["data_dir"] = str(data_dir)
+    overrides = {"head": head, "data": data, "crop": crop}
+    if steps is not None:
+        overrides["steps"] = steps
     resume = (run_dir / "config.json").exists()
-    if resume:
-        old = load_config(run_dir)
-        differ = [k for k in SAME_RUN_KEYS if old.get(k) != conf.get(k)]
-        if differ:
-            raise UserError(
-                f"--out {out}: holds a demo run with another {', '.join(differ)}; "
-                "choose another --out or remove it"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    print(
-        f"hjr demo: {DEMO_PRESET} preset, {head} head, {conf['steps']} steps -> {out}"
-    )
-    train(conf, run_dir, resume=resume)
+    print(f"hjr demo: {DEMO_PRESET} preset, {head} head -> {out}")
+    run(run_dir, DEMO_PRESET, overrides, resume=resume, data_dir=data_dir)
     if (run_dir / "curves.png").exists():
         shutil.copyfile(run_dir / "curves.png", out / "curves.png")
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from data_pipeline.errors import UserError
 
-STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
+from .config import STRATEGIES
 
 
 def _tpu_strategy():
@@ -17,7 +17,7 @@ def _tpu_strategy():
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as error:
-        raise UserError(f"--strategy tpu: no TPU found ({error})") from None
+        raise UserError(f"no TPU found ({error})", "strategy", "tpu") from None
     return tf.distribute.TPUStrategy(resolver)
 
 
@@ -29,8 +29,10 @@ def _multi_worker_strategy():
         if "program startup" not in str(error):
             raise
         raise UserError(
-            "--strategy multi-worker: TensorFlow already ran in this process; "
-            "choose the strategy first (collective ops are configured at startup)"
+            "TensorFlow already ran in this process; choose the strategy first "
+            "(collective ops are configured at startup)",
+            "strategy",
+            "multi-worker",
         ) from None
 
 
@@ -42,7 +44,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     """auto: a TPU if one is attached, several GPUs mirrored, else one device
     (the GPU, or the CPU)."""
     if name not in STRATEGIES:
-        raise UserError(f"--strategy {name}: expected one of {', '.join(STRATEGIES)}")
+        raise UserError(f"expected one of {', '.join(STRATEGIES)}", "strategy", name)
     if name == "multi-worker":
         # Before anything that initialises TF's runtime (listing devices does):
         # collective ops can only be configured at program startup.

@@ -45,7 +45,7 @@ def export_network(net, out, conf: dict, tta: bool = False) -> Path:
     if out.exists() and not (out / MARKER).is_file():
         if not out.is_dir() or any(out.iterdir()):
             raise UserError(
-                f"--out {out}: exists and is not an hjr export; choose another folder"
+                "exists and is not an hjr export; choose another folder", "out", out
             )
     out.parent.mkdir(parents=True, exist_ok=True)
     size = int(conf.get("input_size", 128))
@@ -114,6 +114,6 @@ def export(model, out, tta: bool = False) -> Path:
     from .train import load_network
 
     if is_saved_model(model):
-        raise UserError(f"--model {model}: already a SavedModel; give a run folder")
+        raise UserError("already a SavedModel; give a run folder", "model", model)
     net = load_network(model)
     return export_network(net, out, load_config(model), tta)

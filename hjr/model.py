@@ -13,48 +13,37 @@ import tensorflow as tf
 from data_pipeline.augment import augment_batch
 from data_pipeline.errors import UserError
 
-from . import codec
 from .backbones import build_encoder
+from .config import default_conf
 from .heads import HEADS
-from .metrics import kaggle_mse, keras_metrics
+from .metrics import keras_metrics
 
-default_conf = {
-    "head": "fc",  # one of HEADS: fc, classification, scoremap
-    "backbone": "resnet152v2",  # see hjr.backbones.BACKBONES
-    "weights": "imagenet",  # imagenet, none, or a path to a weights file
-    "input_size": 128,  # side of the input crops
-    "head_layout": "fast",  # map heads: fast (exact, ~100x cheaper) or plain
-    "radius": codec.default_conf["radius"],  # classification: disk radius, px
-    "sigma2": codec.default_conf["sigma2"],  # scoremap: Gaussian variance, px^2
-}
+
+def _complete(conf: dict) -> dict:
+    """conf with the defaults of what it leaves out (hjr.config), head checked."""
+    head = conf.get("head", default_conf["head"])
+    if head not in HEADS:
+        raise UserError(f"expected one of {', '.join(HEADS)}", "head", head)
+    return {**default_conf, **HEADS[head].defaults, **conf}
 
 
 def build_model(conf: dict) -> keras.Model:
-    """The network described by conf (see default_conf)."""
-    conf = {**default_conf, **conf}
-    if conf["head"] not in HEADS:
-        raise UserError(f"--head {conf['head']}: expected one of {', '.join(HEADS)}")
+    """The network described by conf (hjr.config; missing keys take the defaults)."""
+    conf = _complete(conf)
     size = conf["input_size"]
     images = keras.Input((size, size, 3), name="images")
     encoder = build_encoder(conf["backbone"], conf["weights"], size)
-    outputs = HEADS[conf["head"]](encoder(images), size, conf["head_layout"])
+    outputs = HEADS[conf["head"]].outputs(encoder(images), conf)
     return keras.Model(images, outputs, name=f"hjr_{conf['head']}")
 
 
 def head_loss(conf, keypoints, outputs):
     """The head's training loss (a scalar) for labels keypoints [B, 21, 2]."""
-    head = conf["head"]
-    if head == "fc":
-        return tf.reduce_mean(kaggle_mse(keypoints, outputs["keypoints"]))
-    maps = outputs["maps"]
-    size = maps.shape[1]
-    if head == "classification":
-        target = codec.disk_maps(keypoints, size, conf["radius"])
-        return tf.reduce_mean(
-            keras.losses.binary_crossentropy(target[..., None], maps[..., None])
-        )
-    target = codec.gaussian_maps(keypoints, size, conf["sigma2"])
-    return tf.reduce_mean(tf.square(maps - target))
+    head = HEADS[conf["head"]]
+    labels = keypoints
+    if head.target is not None:
+        labels = head.target(keypoints, outputs["maps"].shape[1], conf)
+    return head.loss(labels, outputs)
 
 
 class HandTrainer(keras.Model):
@@ -69,7 +58,7 @@ class HandTrainer(keras.Model):
     def __init__(self, net, conf, augment=None, seed=0, **kwargs):
         super().__init__(name=f"{net.name}_trainer", **kwargs)
         self.net = net
-        self.conf = {**default_conf, **conf}
+        self.conf = _complete(conf)
         self.augment = augment
         self.seed = int(seed)
         self.keypoint_metrics = keras_metrics()

@@ -1,6 +1,8 @@
 """`hjr train`: fit a model on a source, with checkpoints, resume and TensorBoard.
 
-train(conf, run_dir) -> run_dir. The run folder holds config.json, checkpoints/
+run(run_dir, preset, overrides[, resume]) -> run_dir starts or resumes a run (the
+configuration from hjr.config.configure); train(conf, run_dir) trains a resolved
+configuration. The run folder holds config.json, checkpoints/
 (latest and best, by validation kaggle_mse), best.json, history.csv, curves.png and
 logs/ (TensorBoard: scalars and validation images with predicted joints).
 """
@@ -22,21 +24,13 @@ from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source
 
 from .callbacks import RunRecorder, read_history
-from .config import load_config, save_config
+from .config import augmentation, configure, load_config, save_config
 from .distribute import make_strategy, use_jit
 from .metrics import kaggle_mse
 from .model import HandTrainer, build_model
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 PREVIEW_IMAGES = 4
-
-
-def _optimizer(conf):
-    if conf["optimizer"] == "rmsprop":
-        return keras.optimizers.RMSprop(conf["lr"])
-    if conf["optimizer"] == "adam":
-        return keras.optimizers.Adam(conf["lr"])
-    raise UserError(f"optimizer {conf['optimizer']!r}: expected rmsprop or adam")
+OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
 
 
 def _pairs(ds):
@@ -62,27 +56,43 @@ def build_trainer(conf, strategy):
     keras.utils.set_random_seed(conf["seed"])  # after data preparation, which draws too
     with strategy.scope():
         net = build_model(conf)
-        trainer = HandTrainer(net, conf, augment=conf["augment"], seed=conf["seed"])
+        trainer = HandTrainer(net, conf, augmentation(conf), seed=conf["seed"])
         trainer.compile(
-            optimizer=_optimizer(conf), jit_compile=use_jit(conf["jit"], strategy)
+            optimizer=OPTIMIZERS[conf["optimizer"]](conf["lr"]),
+            jit_compile=use_jit(conf["jit"], strategy),
         )
         trainer.optimizer.build(trainer.trainable_variables)
     return net, trainer
 
 
-def train(conf: dict, run_dir, resume: bool = False, dry_run: bool = False) -> Path:
+def run(
+    run_dir,
+    preset: str = None,
+    overrides: dict = None,
+    resume: bool = False,
+    data_dir=None,
+    dry_run: bool = False,
+) -> Path:
+    """Start a run in run_dir (preset and overrides as hjr.config.configure takes
+    them) or, with resume, continue the run there (overrides: only what a resumed
+    run may change). data_dir: where prepared sources live on this machine."""
+    conf = configure(preset, overrides, resume=run_dir if resume else None)
+    return train(conf, run_dir, resume, dry_run, data_dir)
+
+
+def train(
+    conf: dict, run_dir, resume: bool = False, dry_run: bool = False, data_dir=None
+) -> Path:
     """Train (or, with resume, continue) the run described by conf in run_dir."""
     run_dir = Path(run_dir)
-    if conf["precision"] not in PRECISIONS:
-        raise UserError(
-            f"--precision {conf['precision']}: expected one of {PRECISIONS}"
-        )
     strategy = make_strategy(conf["strategy"])
     replicas = strategy.num_replicas_in_sync
     if conf["batch_size"] % replicas:
         raise UserError(
-            f"--batch-size {conf['batch_size']}: not divisible by the "
-            f"{replicas} replicas of the {conf['strategy']} strategy"
+            f"not divisible by the {replicas} replicas of the "
+            f"{conf['strategy']} strategy",
+            "batch_size",
+            conf["batch_size"],
         )
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(conf["precision"])
@@ -97,12 +107,12 @@ def train(conf: dict, run_dir, resume: bool = False, dry_run: bool = False) -> P
             )
             return run_dir
         if is_chief(strategy):
-            return _fit(conf, run_dir, resume, strategy)
+            return _fit(conf, run_dir, resume, strategy, data_dir)
         # Other workers of a multi-worker run write their share of each checkpoint
         # to a folder of their own, dropped at the end (TF's multi-worker rule).
         scratch = Path(tempfile.mkdtemp(prefix="hjr-worker-"))
         try:
-            _fit(conf, scratch, resume, strategy)
+            _fit(conf, scratch, resume, strategy, data_dir)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return run_dir
@@ -122,7 +132,7 @@ def is_chief(strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
-def _fit(conf, run_dir, resume, strategy):
+def _fit(conf, run_dir, resume, strategy, data_dir):
     # tf.data's seeded shuffle also depends on TF's global seed: fix both.
     keras.utils.set_random_seed(conf["seed"])
     source = parse_source(conf["data"])
@@ -134,7 +144,7 @@ def _fit(conf, run_dir, resume, strategy):
         training=True,
         seed=conf["seed"],
         crop=conf["crop"],
-        data_dir=conf.get("data_dir"),
+        data_dir=data_dir,
         options=_data_options(),
     )
     val_ds = make_dataset(
@@ -142,7 +152,7 @@ def _fit(conf, run_dir, resume, strategy):
         "validation",
         conf["batch_size"],
         crop=conf["crop"],
-        data_dir=conf.get("data_dir"),
+        data_dir=data_dir,
         options=_data_options(),
     )
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +169,7 @@ def _fit(conf, run_dir, resume, strategy):
         checkpoint.restore(latest.latest_checkpoint).assert_existing_objects_matched()
     save_config(conf, run_dir)
     if not (run_dir / "baseline.json").exists():
-        mean = baseline(source, data_dir=conf.get("data_dir"), crop=conf["crop"])
+        mean = baseline(source, data_dir=data_dir, crop=conf["crop"])
         with atomic_path(run_dir / "baseline.json") as tmp:
             tmp.write_text(json.dumps(mean, indent=2) + "\n")
         print(

@@ -32,11 +32,13 @@ def parse_args(argv=None):
     parser.add_argument("--output", type=Path, default=KAGGLE_WORKING, help="outputs")
     parser.add_argument("--preset", default="paper", help="paper (default) or quick")
     parser.add_argument("--head", default="fc", help="fc, classification or scoremap")
-    parser.add_argument("--steps", help="training steps (default: the preset's)")
-    parser.add_argument("--batch-size", help="global batch (default: the preset's)")
+    parser.add_argument("--steps", type=int, help="training steps (default: preset's)")
+    parser.add_argument("--batch-size", type=int, help="global batch (preset's)")
     parser.add_argument("--weights", help="imagenet, none or a weights file")
     parser.add_argument(
-        "--validation", help="training samples held out for validation (default 480)"
+        "--validation",
+        type=int,
+        help="training samples held out for validation (default 480)",
     )
     parser.add_argument(
         "--data-dir",
@@ -78,7 +80,8 @@ def find_competition_data(root: Path, scratch: Path) -> Path:
 
 
 def import_hjr(root: Path):
-    """hjr.cli.main, from an installed hjr, this repository, or a dataset under root."""
+    """hjr's Python API (hjr.cli, hjr.train, hjr.predict), from an installed hjr,
+    this repository, or a dataset under root."""
     here = Path(__file__).resolve().parents[1] if "__file__" in globals() else None
     candidates = [here] if here else []
     candidates += sorted(p.parents[1] for p in root.glob("**/hjr/__init__.py"))
@@ -87,48 +90,52 @@ def import_hjr(root: Path):
             sys.path.insert(0, str(folder))
             break
     try:
-        from hjr.cli import main
+        from hjr import quiet
+
+        quiet.start_tensorflow(quiet.verbose_from_env())
+        import hjr.cli
+        import hjr.predict
+        import hjr.train
     except ImportError as error:
         raise SystemExit(
             f"kaggle_kernel: error: cannot import hjr ({error}); add the hjr "
             "source as a Kaggle dataset (see README, 'Kaggle kernel')"
         ) from None
-    return main
+    return hjr
 
 
 def run(argv=None) -> int:
     args = parse_args(argv)
-    main = import_hjr(args.input)
+    hjr = import_hjr(args.input)
+    from data_pipeline.errors import UserError
+    from data_pipeline.sources import parse_source
+
     data = find_competition_data(args.input, args.data_dir / "competition_files")
     args.output.mkdir(parents=True, exist_ok=True)
     run_dir = args.output / "run"
     spec = f"{data}:validation={args.validation}" if args.validation else str(data)
-    common = ["--data", spec, "--data-dir", str(args.data_dir)]
     print(f"kaggle_kernel: competition files in {data}, outputs in {args.output}")
-    if (run_dir / "config.json").exists():
-        train = ["train", "--resume", str(run_dir)]
-        train += ["--steps", args.steps] if args.steps else []
+    resume = (run_dir / "config.json").exists()
+    if resume:  # the run found there, continued (to --steps where given)
+        preset, overrides = None, {"steps": args.steps}
     else:
-        train = ["train", "--preset", args.preset, "--head", args.head]
-        train += ["--out", str(run_dir), *common]
-        for flag in ("steps", "batch_size", "weights"):
-            if getattr(args, flag):
-                train += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
-    status = main(train)
-    if status:
-        return status
-    return main(
-        [
-            "predict",
-            "--model",
-            str(run_dir),
-            *common,
-            "--split",
-            "test",
-            "--out",
-            str(args.output / "submission.csv"),
-        ]
-    )
+        preset = args.preset
+        overrides = dict(
+            head=args.head, data=spec, steps=args.steps, batch_size=args.batch_size
+        )
+        overrides["weights"] = args.weights
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    out = args.output / "submission.csv"
+    try:
+        hjr.train.run(run_dir, preset, overrides, resume, args.data_dir)
+        hjr.predict.predict(
+            run_dir, parse_source(spec), "test", out=out, data_dir=args.data_dir
+        )
+    except UserError as error:
+        print(f"kaggle_kernel: error: {hjr.cli.flag_line(error)}", file=sys.stderr)
+        return 2
+    print(f"kaggle_kernel: wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,10 +11,7 @@ def data_dir(tmp_path):
 
 def train_small_run(run_dir, data_dir, head="classification", steps=2):
     """A tiny-backbone run of a few steps on SMALL_SYNTHETIC; returns its folder."""
-    from hjr.config import resolve
-    from hjr.train import train
+    from hjr.train import run
 
     overrides = dict(head=head, data=SMALL_SYNTHETIC, steps=steps, eval_every=steps)
-    conf = resolve("quick", dict(overrides, batch_size=8))
-    conf["data_dir"] = str(data_dir)
-    return train(conf, run_dir)
+    return run(run_dir, "quick", dict(overrides, batch_size=8), data_dir=data_dir)

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from data_pipeline.errors import UserError
-from hjr.backbones import BACKBONES, CaffePreprocess, build_encoder
+from hjr.backbones import BACKBONES, build_encoder
+from hjr.layers import CaffePreprocess
 
 # keras' saving calls np.array on its variables, which numpy 2 flags on every one
 pytestmark = pytest.mark.filterwarnings(
@@ -44,7 +45,9 @@ def weights_files(tmp_path_factory):
     files = {}
     for backbone, preprocess_input in PREPROCESS_INPUT.items():
         app, cut, _ = BACKBONES[backbone]
-        net = app(include_top=False, weights=None, input_shape=(128, 128, 3))
+        net = getattr(keras.applications, app)(
+            include_top=False, weights=None, input_shape=(128, 128, 3)
+        )
         net.save_weights(folder / f"{backbone}.weights.h5")
         net.save(folder / f"{backbone}.h5")  # legacy HDF5, as keras' *_notop.h5
         bare = keras.Model(net.input, net.get_layer(cut).output)
@@ -149,10 +152,11 @@ def test_weights_of_another_net_are_a_user_error(
     backbone, source, file_format, weights_files
 ):
     path = weights_files[source][file_format]
-    name = BACKBONES[backbone][0].__name__
+    name = BACKBONES[backbone][0]
     with pytest.raises(UserError, match=f"not {name} notop weights") as error:
         build_encoder(backbone, str(path))
-    assert str(error.value).startswith(f"--weights {path}: ")
+    assert str(error.value).startswith(f"weights '{path}': ")
+    assert error.value.describe("--weights").startswith(f"--weights {path}: ")
     assert "\n" not in str(error.value)
 
 
@@ -178,18 +182,18 @@ def test_imagenet_without_network_is_a_user_error(monkeypatch):
     with pytest.raises(UserError) as error:
         build_encoder("resnet50v2", "imagenet")
     message = str(error.value)
-    assert message.startswith("--weights imagenet: could not download")
+    assert message.startswith("weights 'imagenet': could not download")
     assert "ResNet50V2" in message and "name resolution" in message
     assert "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
-    assert "--weights none" in message and "\n" not in message
+    assert "or none" in message and "\n" not in message
 
 
 @pytest.mark.parametrize(
     "backbone, weights, expected",
     [
-        ("resnet152v2", "/no/such/file.h5", "--weights /no/such/file.h5: no such file"),
-        ("tiny", "imagenet", "--weights imagenet: the tiny backbone has no ImageNet"),
-        ("resnet18", None, "--backbone resnet18: unknown backbone, expected one of "),
+        ("resnet152v2", "/no/such/file.h5", "weights '/no/such/file.h5': no such file"),
+        ("tiny", "imagenet", "weights 'imagenet': the tiny backbone has no ImageNet"),
+        ("resnet18", None, "backbone 'resnet18': expected one of resnet50, "),
     ],
 )
 def test_bad_arguments_are_user_errors(backbone, weights, expected):

@@ -60,8 +60,10 @@ def test_flop_count_of_the_plain_and_fast_map_heads():
 
 def test_bench_flag_errors(capsys):
     assert main(["bench", "--heads", "fc,nope"]) == 2
-    assert "--heads fc,nope" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--heads" in err and "fc,nope" in err and "fc, classification" in err
     assert main(["bench", "--backbone", "resnet9"]) == 2
-    assert "--backbone resnet9" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--backbone" in err and "resnet9" in err and "resnet152v2" in err
     assert main(["bench", "--json", "/no/such/folder/b.json"]) == 2
     assert "its folder does not exist" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from datagen import random_frames, write_h5, write_rhd_tree
 from data_pipeline.files import read_png
 from data_pipeline.kaggle_csv import read_keypoints_csv
 from data_pipeline.kaggle_h5 import write_kaggle_files
+from data_pipeline.sources import parse_source, prepare
 from hjr.cli import main
 
 
@@ -97,23 +98,78 @@ def test_browse_kaggle_test_split_is_unlabelled(tmp_path, data_dir):
         np.testing.assert_array_equal(image, test_images[index])
 
 
-def test_browse_rhd(tmp_path, data_dir):
-    write_rhd_tree(tmp_path / "rhd")
-    assert (
-        browse(
-            f"{tmp_path / 'rhd'}:validation=1",
-            tmp_path / "out",
-            data_dir,
-            "--split",
-            "test",
-            "--num",
-            "3",
-        )
-        == 0
-    )
+def hold_out_lines(text):
+    return [line for line in text.splitlines() if "to hold out for validation" in line]
+
+
+def split_sizes(data, data_dir):
+    builder = prepare(parse_source(str(data)), data_dir=data_dir)
+    sizes = {name: split.num_examples for name, split in builder.info.splits.items()}
+    return sizes, builder.info.metadata["num_validation"]
+
+
+def test_browse_rhd(tmp_path, data_dir, capsys):
+    """The real frames' tiny training split (4 samples) with the default hold-out
+    of 480: one sample goes to validation and the test split reads as usual."""
+    info = write_rhd_tree(tmp_path / "rhd")
+    args = ("--split", "test", "--num", "3")
+    assert browse(tmp_path / "rhd", tmp_path / "out", data_dir, *args) == 0
     _, ids, keypoints = check_outputs(tmp_path / "out", 3)
     assert sorted(ids.tolist()) == [0, 1, 2]
     assert np.all((keypoints > 0) & (keypoints < 128))
+    (line,) = hold_out_lines(capsys.readouterr().out)
+    assert line.endswith(
+        ": 4 training samples, not more than the 480 to hold out for validation: "
+        "holding out 1 (at least one) instead; "
+        "choose with --data 'SOURCE:validation=N'"
+    )
+    sizes, held = split_sizes(tmp_path / "rhd", data_dir)
+    good = len(info["training"]["ids"]) - len(info["training"]["skipped"])
+    assert held == 1 and sizes["train"] + sizes["validation"] == good
+    assert sizes["test"] == 3
+
+
+def test_small_competition_folder_holds_out_a_tenth(tmp_path, data_dir, capsys):
+    """20 training samples, fewer than the default 480 to hold out: the test split
+    is read, 2 samples are held out instead, said in one line."""
+    images, keypoints = random_frames(20, 320, 320, seed=2)
+    test_images = images[:4, :128, :128]
+    write_kaggle_files(tmp_path / "k", images, keypoints, test_images)
+    capsys.readouterr()
+    args = ("--split", "test")
+    assert browse(tmp_path / "k", tmp_path / "out", data_dir, *args) == 0
+    check_outputs(tmp_path / "out", 4, labelled=False)
+    training = (tmp_path / "k").resolve() / "training.h5"
+    assert hold_out_lines(capsys.readouterr().out) == [
+        f"hjr: {training}: 20 training samples, not more than the 480 to hold out "
+        "for validation: holding out 2 (a tenth) instead; "
+        "choose with --data 'SOURCE:validation=N'"
+    ]
+    sizes, held = split_sizes(tmp_path / "k", data_dir)
+    assert sizes == {"train": 18, "validation": 2, "test": 4} and held == 2
+    assert browse(tmp_path / "k", tmp_path / "train", data_dir, "--num", "18") == 0
+    check_outputs(tmp_path / "train", 18)
+
+
+def test_single_training_sample_leaves_only_the_test_split(tmp_path, data_dir, capsys):
+    images, keypoints = random_frames(3, 320, 320, seed=3)
+    test_images = images[1:, :128, :128]
+    write_kaggle_files(tmp_path / "one", images[:1], keypoints[:1], test_images)
+    capsys.readouterr()
+    assert browse(tmp_path / "one", tmp_path / "out", data_dir, "--split", "test") == 0
+    check_outputs(tmp_path / "out", 2, labelled=False)
+    (line,) = hold_out_lines(capsys.readouterr().out)
+    assert line.endswith(
+        ": 1 training sample, not more than the 480 to hold out for validation: "
+        "too few to split, so no train or validation split"
+    )
+    assert split_sizes(tmp_path / "one", data_dir) == ({"test": 2}, 0)
+    capsys.readouterr()
+    args = ("--split", "train")
+    assert browse(tmp_path / "one", tmp_path / "train", data_dir, *args) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("hjr: error: ") and str((tmp_path / "one").resolve()) in err
+    assert err.endswith(": has no train split (it has: test)")
 
 
 def bad_inputs(tmp_path):
@@ -180,7 +236,6 @@ def test_command_line_exit_code_and_no_traceback(tmp_path):
 
 @pytest.mark.parametrize("flag", [["--num", "0"], ["--split", "dev"], ["--crop", "x"]])
 def test_bad_flags(tmp_path, flag, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["browse", "--out", str(tmp_path), *flag])
-    assert exit_info.value.code == 2
-    assert flag[0] in capsys.readouterr().err
+    assert main(["browse", "--out", str(tmp_path), *flag]) == 2
+    err = capsys.readouterr().err
+    assert flag[0] in err and len(err.strip().splitlines()) == 1

@@ -67,7 +67,8 @@ def test_metrics_on_hand_computed_cases():
 def test_codec_runs_under_xla():
     keypoints = inner_keypoints(40)
     fn = tf.function(
-        lambda kp: codec.expectation(codec.gaussian_maps(kp, SIZE)), jit_compile=True
+        lambda kp: codec.expectation(codec.gaussian_maps(kp, SIZE, 100.0)),
+        jit_compile=True,
     )
     np.testing.assert_allclose(fn(keypoints), keypoints, atol=0.05)
 
@@ -78,7 +79,7 @@ def test_fast_map_head_equals_upsampling_then_convolution(channels, side):
     zero padding at the borders included."""
     import keras
 
-    from hjr.heads import UpsampledConv
+    from hjr.layers import UpsampledConv
 
     features = np.random.default_rng(0).normal(size=(2, side, side, channels))
     features = features.astype(np.float32)

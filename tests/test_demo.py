@@ -43,7 +43,8 @@ def test_demo_writes_everything_and_reuses_its_run(tmp_path, data_dir, capsys):
     # Other settings would mix two runs in one folder: refused, nothing touched.
     before = (out / "submission.csv").stat().st_mtime_ns
     assert main(["demo", "--steps", "4", "--head", "scoremap", *common]) == 2
-    assert "another head" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--head scoremap: the run in" in err and "has head 'fc'" in err
     assert (out / "submission.csv").stat().st_mtime_ns == before
 
 

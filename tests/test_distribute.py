@@ -33,7 +33,7 @@ RTOL = 1e-4
 
 # Runs hjr with N logical CPU devices, configured before TensorFlow initialises:
 #   driver.py N cli ARGS...                        hjr.cli.main(ARGS)
-#   driver.py N api OVERRIDES_JSON DATA_DIR RUN    hjr.train.train on the "quick"
+#   driver.py N api OVERRIDES_JSON DATA_DIR RUN    hjr.train.run on the "quick"
 #                                                  preset with OVERRIDES
 DRIVER = """
 import json
@@ -52,14 +52,10 @@ if mode == "cli":
     from hjr.cli import main
 
     sys.exit(main(args))
-from hjr.config import resolve
-from hjr.train import train
+from hjr.train import run
 
 overrides, data_dir, run_dir = json.loads(args[0]), args[1], args[2]
-conf = resolve("quick", overrides)
-conf.update({k: v for k, v in overrides.items() if v is None})  # resolve skips None
-conf["data_dir"] = data_dir
-train(conf, run_dir)
+run(run_dir, "quick", overrides, data_dir=data_dir)
 """
 
 
@@ -137,7 +133,7 @@ def _train_with_driver(shared, strategy, run_dir, cpus=2):
         "steps": STEPS,
         "eval_every": EVAL_EVERY,
         "batch_size": BATCH,
-        "augment": None,
+        "augment": False,
         "strategy": strategy,
     }
     proc = _run(
@@ -344,7 +340,7 @@ def test_use_jit_auto_is_off_on_cpu_and_flags_are_obeyed():
 
 
 def test_unknown_strategy_is_a_user_error():
-    with pytest.raises(UserError, match="--strategy mirror: expected one of") as info:
+    with pytest.raises(UserError, match="strategy 'mirror': expected one of") as info:
         make_strategy("mirror")
     for name in STRATEGIES:
         assert name in str(info.value)

@@ -1,0 +1,63 @@
+"""Starting TensorFlow without its start-up noise on the terminal.
+
+On import, TensorFlow's C++ side writes lines such as `WARNING: All log messages
+before absl::InitializeLog() is called are written to STDERR`, `I0000 ... oneDNN
+custom operations are on` and, once its runtime starts, `E0000 ... failed call to
+cuInit` on a machine without a GPU: nothing a user can act on, and an "E... CUDA
+error" reads like a failure. The first lines come before TensorFlow reads any
+setting, so they are filtered out of what the import writes to stderr; the later
+ones are turned off with TF_CPP_MIN_LOG_LEVEL=3 (TensorFlow's C++ errors that
+matter reach Python as exceptions). Everything else written meanwhile (Python
+warnings, any other line) is passed on. `HJR_VERBOSE=1` or `hjr -v` keeps it all.
+"""
+
+import logging
+import os
+import re
+import sys
+import tempfile
+
+NOISE = re.compile(
+    "|".join(
+        (
+            r"All log messages before absl::InitializeLog\(\) is called",
+            r"oneDNN custom operations are on",
+            r"Could not find cuda drivers on your machine",
+            r"failed call to cuInit",
+            r"Unable to register cu(DNN|FFT|BLAS) factory",
+            r"computation placer already registered",
+            r"This TensorFlow binary is optimized to use available CPU instructions",
+            r"To enable the following instructions: .* rebuild TensorFlow",
+            r"TF-TRT Warning",
+        )
+    )
+)
+
+
+def verbose_from_env() -> bool:
+    return os.environ.get("HJR_VERBOSE", "") not in ("", "0")
+
+
+def start_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow, where installed, quietly unless `verbose`."""
+    if verbose or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:  # another Keras backend, without TensorFlow
+            pass
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(True)
+            sys.stderr.write("".join(x for x in lines if not NOISE.search(x)))
+    # TensorFlow Datasets logs its internals (custom configs, deprecations) as
+    # absl warnings: nothing a user can act on.
+    logging.getLogger("absl").setLevel(logging.ERROR)

@@ -1,0 +1,209 @@
+"""One place resolves a run's configuration (hjr.config.configure); the CLI checks
+its flags before any work, names them in its errors, and keeps TensorFlow quiet."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import SMALL_SYNTHETIC, train_small_run
+
+from data_pipeline.errors import UserError
+from hjr.cli import build_parser, main
+from hjr.config import CHOICES, PRESETS, RESUMABLE, configure, load_config
+from hjr.heads import HEADS
+
+
+def _python(code, **env):
+    """Run Python code in a fresh interpreter; the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env},
+    )
+
+
+# -- configure ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_a_head_brings_its_own_settings(head):
+    conf = configure("quick", {"head": head})
+    assert conf["head"] == head and conf["preset"] == "quick"
+    assert conf["backbone"] == PRESETS["quick"]["backbone"]
+    for key, value in HEADS[head].defaults.items():
+        assert conf[key] == value
+    others = {k for name, h in HEADS.items() if name != head for k in h.defaults}
+    assert not (others - set(HEADS[head].defaults)) & set(conf)
+
+
+def test_settings_of_another_head_are_refused():
+    with pytest.raises(UserError, match="a setting of the classification head"):
+        configure("quick", {"head": "fc", "radius": 8.0})
+    assert configure("quick", {"head": "classification", "radius": 8.0})["radius"] == 8
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"head": "mlp"}, "head"),
+        ({"backbone": "vgg"}, "backbone"),
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"precision": "float8"}, "precision"),
+        ({"strategy": "magic"}, "strategy"),
+        ({"crop": "square"}, "crop"),
+        ({"steps": 0}, "steps"),
+        ({"lr": -1.0}, "lr"),
+        ({"max_angle": 400.0}, "max_angle"),
+        ({"augment": None}, "augment"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_library_errors_name_the_setting_not_a_flag(overrides, key):
+    with pytest.raises(UserError) as error:
+        configure("quick", overrides)
+    assert error.value.key == key
+    assert str(error.value).startswith(f"{key} ") and "--" not in str(error.value)
+
+
+def test_augmentation_off_is_false_not_none():
+    assert configure("quick", {"augment": False})["augment"] is False
+    assert configure("quick", {})["augment"] is True
+
+
+def test_resume_applies_what_may_change_and_refuses_the_rest(tmp_path, data_dir):
+    run = train_small_run(tmp_path / "run", data_dir, head="fc", steps=2)
+    conf = configure(overrides={"steps": 6, "jit": "off"}, resume=run)
+    assert conf["steps"] == 6 and conf["jit"] == "off"
+    assert set(RESUMABLE) >= {"steps", "jit"}
+    same = {"head": "fc", "data": SMALL_SYNTHETIC, "batch_size": 8}
+    assert configure("quick", same, resume=run)["batch_size"] == 8
+    for key, value in [("head", "scoremap"), ("lr", 0.5), ("augment", False)]:
+        with pytest.raises(UserError, match=f"the run in {run} has {key}") as error:
+            configure(overrides={key: value}, resume=run)
+        assert error.value.key == key
+    with pytest.raises(UserError, match="uses the quick preset"):
+        configure("paper", resume=run)
+    saved = json.loads((run / "config.json").read_text())
+    assert "data_dir" not in saved and saved["augment"] is True
+
+
+def test_an_old_run_configuration_still_loads(tmp_path):
+    old = dict(configure("quick", {"head": "fc"}), data_dir="/somewhere")
+    for key in ("rot90", "max_angle", "brightness", "saturation"):
+        del old[key]
+    old["augment"] = None  # hjr 0.1: None meant augmentation off
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    conf = load_config(tmp_path)
+    assert conf["augment"] is False and "data_dir" not in conf
+
+
+# -- the CLI -----------------------------------------------------------------
+
+
+def test_the_help_lists_every_choice_from_one_place():
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    text = train.format_help()
+    for key in ("head", "backbone", "optimizer", "precision", "strategy", "crop"):
+        for choice in CHOICES[key]:
+            assert choice in text, (key, choice)
+    for name in PRESETS:
+        assert name in text
+    for head in HEADS.values():
+        assert head.summary.split()[0] in text
+
+
+BAD_FLAGS = [
+    (["train", "--head", "nonsense"], "--head", "classification"),
+    (["train", "--head", "fc", "--preset", "slow"], "--preset", "quick"),
+    (["train", "--head", "fc", "--backbone", "vgg"], "--backbone", "resnet152v2"),
+    (["train", "--head", "fc", "--precision", "f8"], "--precision", "mixed_bfloat16"),
+    (["train", "--head", "fc", "--strategy", "magic"], "--strategy", "mirrored"),
+    (["train", "--head", "fc", "--optimizer", "sgd"], "--optimizer", "adam"),
+    (["train", "--head", "fc", "--crop", "square"], "--crop", "centered"),
+    (["predict", "--model", "m", "--out", "o", "--split", "val"], "--split", "test"),
+    (["demo", "--head", "mlp"], "--head", "scoremap"),
+    (["train", "--head", "fc", "--lr", "-1"], "--lr -1.0", "non-negative"),
+    (["train", "--head", "fc", "--max-angle", "400"], "--max-angle 400.0", "0..180"),
+]
+
+
+@pytest.mark.parametrize("argv, flag, expected", BAD_FLAGS)
+def test_a_bad_flag_is_one_line_naming_it(argv, flag, expected, capsys, tmp_path):
+    assert main([*argv, "--data-dir", str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and expected in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "never").exists()  # no data was prepared
+
+
+def test_a_bad_flag_answers_without_starting_tensorflow():
+    code = (
+        "import sys, time; start = time.monotonic()\n"
+        "from hjr.cli import main\n"
+        "status = main(['train', '--head', 'nonsense', '--data', 'synthetic'])\n"
+        "help = main(['--help'])\n"
+        "print(status, help, time.monotonic() - start)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'keras', 'tensorflow_datasets')))\n"
+    )
+    proc = _python(code)
+    lines = proc.stdout.strip().splitlines()
+    status, help_status, seconds = lines[-2].split()
+    assert (status, help_status) == ("2", "0"), proc.stdout + proc.stderr
+    assert lines[-1] == "[]", lines[-1]
+    print(f"bad flag and --help: {float(seconds):.2f} s")  # about a second
+
+
+TF_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cuInit|cuda", re.M)
+
+
+def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
+    argv = [
+        "browse", "--data", "synthetic:train=8,validation=2,test=2", "--split", "test",
+        "--num", "2", "--out", str(tmp_path / "b"), "--data-dir", str(tmp_path / "d"),
+    ]  # fmt: skip
+    code = f"import sys; from hjr.cli import main; sys.exit(main({argv!r}))"
+    quiet = _python(code, HJR_VERBOSE="0")
+    assert quiet.returncode == 0, quiet.stderr
+    assert not TF_LINE.search(quiet.stderr), quiet.stderr
+    assert "hjr: wrote 2 of 2 test samples" in quiet.stdout
+    verbose = _python(code.replace("main([", "main(['-v', "), HJR_VERBOSE="0")
+    assert verbose.returncode == 0, verbose.stderr
+    assert TF_LINE.search(verbose.stderr), verbose.stderr  # TensorFlow's own lines
+
+
+def test_flags_given_with_resume_are_applied_or_refused_by_name(
+    tmp_path, data_dir, capsys
+):
+    run = train_small_run(tmp_path / "run", data_dir, head="fc", steps=2)
+    resume = ["train", "--resume", str(run), "--data-dir", str(data_dir)]
+    capsys.readouterr()
+    refused = [
+        (["--no-augment"], "--no-augment: the run in"),
+        (["--max-angle", "10"], "--max-angle 10.0: the run in"),
+        (["--preset", "paper"], "--preset paper: the run in"),
+        (["--head", "scoremap"], "--head scoremap: the run in"),
+        (["--out", str(tmp_path / "elsewhere")], "a resumed run stays in"),
+    ]
+    for extra, message in refused:
+        assert main([*resume, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert main([*resume, "--preset", "quick", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "hjr_fc" in out and "dry run" in out and "already trained" not in out
+    assert main([*resume, "--steps", "4", "--jit", "off", "--out", str(run)]) == 0
+    assert load_config(run)["steps"] == 4 and load_config(run)["jit"] == "off"
+
+
+def test_resume_errors(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--resume", str(tmp_path / "empty")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
