@@ -16,13 +16,13 @@ Labels are made from keypoints on the device inside the training step, never sto
 The radius and sigma^2 of a run are its head's settings (hjr.heads.HEADS).
 """
 
-import tensorflow as tf
+from keras import ops
 
 
 def _squared_distances(keypoints, size):
     """[B, S, S, 21]: squared distance of every pixel centre to every joint."""
-    keypoints = tf.cast(keypoints, tf.float32)
-    centres = tf.range(size, dtype=tf.float32) + 0.5
+    keypoints = ops.cast(keypoints, "float32")
+    centres = ops.arange(size, dtype="float32") + 0.5
     dx = centres[None, None, :, None] - keypoints[:, None, None, :, 0]
     dy = centres[None, :, None, None] - keypoints[:, None, None, :, 1]
     return dx * dx + dy * dy
@@ -30,27 +30,27 @@ def _squared_distances(keypoints, size):
 
 def disk_maps(keypoints, size, radius):
     """Binary disks of `radius` around each joint: float32 [B, size, size, 21]."""
-    return tf.cast(_squared_distances(keypoints, size) <= radius * radius, tf.float32)
+    inside = _squared_distances(keypoints, size) <= radius * radius
+    return ops.cast(inside, "float32")
 
 
 def gaussian_maps(keypoints, size, sigma2):
     """Gaussians of variance `sigma2` around each joint: float32 [B, S, S, 21]."""
-    return tf.exp(-_squared_distances(keypoints, size) / (2.0 * sigma2))
+    return ops.exp(-_squared_distances(keypoints, size) / (2.0 * sigma2))
 
 
 def expectation(maps):
-    """Sub-pixel keypoints float32 [B, 21, 2] from maps [B, H, W, 21] (any sign)."""
-    maps = tf.nn.relu(tf.cast(maps, tf.float32))
-    height, width = tf.shape(maps)[1], tf.shape(maps)[2]
-    total = tf.reduce_sum(maps, axis=[1, 2])  # [B, 21]
-    col_mass = tf.reduce_sum(maps, axis=1)  # [B, W, 21]
-    row_mass = tf.reduce_sum(maps, axis=2)  # [B, H, 21]
-    cols = tf.range(tf.cast(width, tf.float32)) + 0.5
-    rows = tf.range(tf.cast(height, tf.float32)) + 0.5
-    x = tf.einsum("bwj,w->bj", col_mass, cols)
-    y = tf.einsum("bhj,h->bj", row_mass, rows)
+    """Sub-pixel keypoints float32 [B, 21, 2] from maps [B, H, W, 21] (any sign;
+    H and W known when the step is traced)."""
+    maps = ops.relu(ops.cast(maps, "float32"))
+    height, width = maps.shape[1], maps.shape[2]
+    total = ops.sum(maps, axis=(1, 2))  # [B, 21]
+    col_mass = ops.sum(maps, axis=1)  # [B, W, 21]
+    row_mass = ops.sum(maps, axis=2)  # [B, H, 21]
+    x = ops.einsum("bwj,w->bj", col_mass, ops.arange(width, dtype="float32") + 0.5)
+    y = ops.einsum("bhj,h->bj", row_mass, ops.arange(height, dtype="float32") + 0.5)
     empty = total <= 1e-12
-    safe = tf.where(empty, tf.ones_like(total), total)
-    x = tf.where(empty, tf.cast(width, tf.float32) / 2, x / safe)
-    y = tf.where(empty, tf.cast(height, tf.float32) / 2, y / safe)
-    return tf.stack([x, y], axis=-1)
+    safe = ops.where(empty, ops.ones_like(total), total)
+    x = ops.where(empty, width / 2.0, x / safe)
+    y = ops.where(empty, height / 2.0, y / safe)
+    return ops.stack([x, y], axis=-1)

@@ -9,17 +9,17 @@ average them over images for the score.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 
 def squared_distances(y_true, y_pred):
     """[B, 21] squared joint distances."""
-    diff = tf.cast(y_pred, tf.float32) - tf.cast(y_true, tf.float32)
-    return tf.reduce_sum(diff * diff, axis=-1)
+    diff = ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")
+    return ops.sum(diff * diff, axis=-1)
 
 
 def kaggle_mse(y_true, y_pred):
-    return tf.reduce_mean(squared_distances(y_true, y_pred), axis=-1)
+    return ops.mean(squared_distances(y_true, y_pred), axis=-1)
 
 
 def mse_per_coordinate(y_true, y_pred):
@@ -27,7 +27,7 @@ def mse_per_coordinate(y_true, y_pred):
 
 
 def mean_joint_distance(y_true, y_pred):
-    return tf.reduce_mean(tf.sqrt(squared_distances(y_true, y_pred) + 1e-12), axis=-1)
+    return ops.mean(ops.sqrt(squared_distances(y_true, y_pred) + 1e-12), axis=-1)
 
 
 METRICS = {

@@ -239,7 +239,7 @@ def baseline(source, split="validation", data_dir=None, crop="biased") -> dict:
     """kaggle_mse on a split of always predicting the mean training keypoints."""
     mean = mean_keypoints(source, data_dir, crop)
     errors = [
-        kaggle_mse(batch["keypoints"], mean[None]).numpy()
+        keras.ops.convert_to_numpy(kaggle_mse(batch["keypoints"], mean[None]))
         for batch in make_dataset(source, split, 256, crop=crop, data_dir=data_dir)
     ]
     value = float(np.concatenate(errors).mean())
