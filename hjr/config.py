@@ -131,12 +131,19 @@ def configure(preset: str = None, overrides: dict = None, resume=None) -> dict:
         return _resumed(load_config(resume), preset, overrides, resume)
     preset = preset or DEFAULT_PRESET
     head = overrides.get("head", PRESETS[preset].get("head", default_conf["head"]))
-    _check("head", head)
-    defaults = {**default_conf, **HEADS[head].defaults}
+    defaults = complete({"head": head})
     for key, value in overrides.items():
         _known(key, value, head, defaults)
         _check(key, value)
     return {**defaults, **PRESETS[preset], **overrides, "preset": preset}
+
+
+def complete(conf: dict) -> dict:
+    """conf with the defaults of the settings it leaves out (its head's included);
+    UserError for an unknown head."""
+    head = conf.get("head", default_conf["head"])
+    _check("head", head)
+    return {**default_conf, **HEADS[head].defaults, **conf}
 
 
 def _known(key, value, head, defaults):
@@ -197,7 +204,8 @@ def load_config(run_dir: Path) -> dict:
         raise UserError(f"{path}: not a readable configuration ({error})") from None
     if not isinstance(conf, dict) or conf.get("head") not in HEADS:
         raise UserError(f"{path}: not an hjr run configuration (no known 'head')")
+    conf.setdefault("preset", None)
     conf.pop("data_dir", None)  # written by hjr 0.1; machine-specific
     if not isinstance(conf.get("augment", True), bool):  # hjr 0.1: a dict or None
         conf.update(conf["augment"] or {}, augment=conf["augment"] is not None)
-    return {**default_conf, **HEADS[conf["head"]].defaults, "preset": None, **conf}
+    return complete(conf)

@@ -11,25 +11,16 @@ import keras
 import tensorflow as tf
 
 from data_pipeline.augment import augment_batch
-from data_pipeline.errors import UserError
 
 from .backbones import build_encoder
-from .config import default_conf
+from .config import complete
 from .heads import HEADS
 from .metrics import keras_metrics
 
 
-def _complete(conf: dict) -> dict:
-    """conf with the defaults of what it leaves out (hjr.config), head checked."""
-    head = conf.get("head", default_conf["head"])
-    if head not in HEADS:
-        raise UserError(f"expected one of {', '.join(HEADS)}", "head", head)
-    return {**default_conf, **HEADS[head].defaults, **conf}
-
-
 def build_model(conf: dict) -> keras.Model:
     """The network described by conf (hjr.config; missing keys take the defaults)."""
-    conf = _complete(conf)
+    conf = complete(conf)
     size = conf["input_size"]
     images = keras.Input((size, size, 3), name="images")
     encoder = build_encoder(conf["backbone"], conf["weights"], size)
@@ -58,7 +49,7 @@ class HandTrainer(keras.Model):
     def __init__(self, net, conf, augment=None, seed=0, **kwargs):
         super().__init__(name=f"{net.name}_trainer", **kwargs)
         self.net = net
-        self.conf = _complete(conf)
+        self.conf = complete(conf)
         self.augment = augment
         self.seed = int(seed)
         self.keypoint_metrics = keras_metrics()

@@ -17,13 +17,15 @@ from hjr.heads import HEADS
 
 
 def _python(code, **env):
-    """Run Python code in a fresh interpreter; the CompletedProcess."""
+    """Run Python code in a fresh interpreter, in the environment of a user's shell
+    (importing TensorFlow here set TF_CPP_MIN_LOG_LEVEL); the CompletedProcess."""
+    shell = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, **env},
+        env={**shell, **env},
     )
 
 
