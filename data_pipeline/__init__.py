@@ -1,1 +1,1 @@
-"""Data for hjr: readers, crops, TFDS builders, the tf.data pipeline, augmentation."""
+"""Data for hjr: readers, crops, TFDS builders, the tf.data pipeline and its draws."""

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from .augment import augment_batch
+from hjr.augment import augment_batch
+
 from .crop import crop_hand
 from .kaggle_h5 import write_kaggle_files
 from .pipeline import make_dataset
@@ -104,8 +105,7 @@ def bench_pipeline(folder: Path, settings: dict, jit_auto: bool) -> dict:
         augment = tf.function(augment_batch, jit_compile=jit)
 
         def step(batch, i):
-            seed = tf.constant([0, i])
-            augment(batch["image"], batch["keypoints"], seed)[0].numpy()
+            augment(batch["image"], batch["keypoints"], batch["draws"])[0].numpy()
 
         result[key] = _rate(fast, count, BATCH, step)
     naive = naive_dataset(folder / "training.h5", settings["frames"], BATCH)

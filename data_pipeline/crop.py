@@ -12,7 +12,6 @@ y = row, pixel i covering [i, i+1)):
 
 import math
 
-import cv2
 import numpy as np
 
 from .keypoints import CROP_SIZE
@@ -105,5 +104,7 @@ def crop_hand(image: np.ndarray, keypoints: np.ndarray, crop: str = "biased") ->
     else:
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     patch = crop_square(image, box)
+    import cv2  # importing this module (for CROPS) needs no OpenCV
+
     resized = cv2.resize(patch, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
     return resized, (local * (CROP_SIZE / box[2])).astype(np.float32)

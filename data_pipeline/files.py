@@ -5,7 +5,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 
@@ -28,6 +27,8 @@ def atomic_path(path):
 
 def write_png(path, image: np.ndarray) -> Path:
     """Write an RGB (or grey) uint8 image as PNG, atomically."""
+    import cv2  # only where PNGs are written or read
+
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     ok, data = cv2.imencode(".png", image)
@@ -40,6 +41,8 @@ def write_png(path, image: np.ndarray) -> Path:
 
 def read_png(path) -> np.ndarray:
     """An RGB uint8 image from a PNG (or any format OpenCV reads)."""
+    import cv2  # only where PNGs are written or read
+
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise OSError(f"{path}: not a readable image")

@@ -4,8 +4,11 @@ One function for training and evaluation (`training` switch). Batches are dicts:
     image: uint8 [B, 128, 128, 3] RGB
     keypoints: float32 [B, 21, 2] (x = column, y = row, crop pixels)
     id: int64 [B], the sample's index in its source split
+    draws: float32 [B, 4] uniform in [0, 1), training batches only: the random
+        numbers of the training augmentation (batch_draws)
 Augmentation is not done here: it runs on the batch on the accelerator
-(data_pipeline.augment), inside or next to the compiled training step.
+(hjr.augment, any Keras backend), inside or next to the compiled training step,
+and only maps each sample's draws to its parameters.
 """
 
 import tensorflow as tf
@@ -15,6 +18,7 @@ from .errors import UserError
 from .sources import SPLITS, Source, prepare
 
 SHUFFLE_BUFFER = 8192  # samples; about 400 MB of 128x128 crops
+NUM_DRAWS = 4  # columns of a batch's draws (hjr.augment.NUM_DRAWS)
 
 
 def open_split(source: Source, split: str, crop: str = "biased", data_dir=None):
@@ -33,6 +37,14 @@ def is_labelled(builder, split: str) -> bool:
     return split in builder.LABELLED_SPLITS
 
 
+def batch_draws(seed, step, batch_size) -> tf.Tensor:
+    """The augmentation draws of training batch number `step` (from 0) of the run
+    seeded `seed`: float32 [batch_size, NUM_DRAWS] uniform in [0, 1), stateless
+    (philox, keyed on (seed, step)), so a resumed run replays them."""
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
+    return tf.random.stateless_uniform([batch_size, NUM_DRAWS], key, alg="philox")
+
+
 def make_dataset(
     source: Source,
     split: str,
@@ -49,6 +61,9 @@ def make_dataset(
     is fixed by `seed` and TF's global seed (tf.data's rule; `hjr train` sets both
     from its --seed), so the same seeds give the same batches. Otherwise: each
     sample once, in storage order, with a last smaller batch.
+    Training batches also carry `draws`, batch_draws(seed, n, batch_size) for
+    batch n of the stream: numbered before any skip, so skipping n batches
+    (resume) gives batch n its own draws.
     """
     builder, count = open_split(source, split, crop, data_dir)
     read_config = tfds.ReadConfig(
@@ -61,6 +76,13 @@ def make_dataset(
         # replays the stream exactly (resume).
         ds = ds.repeat().shuffle(min(count, SHUFFLE_BUFFER), seed=seed)
     ds = ds.batch(batch_size, drop_remainder=training)
+    if training:
+        ds = ds.enumerate().map(
+            lambda step, batch: {
+                **batch,
+                "draws": batch_draws(seed, step, batch_size),
+            }
+        )
     if options is not None:
         ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -132,7 +132,7 @@ def _configs(device: dict, quick: bool):
 
 
 def bench_train(head, backbone, jit, precision, batches, settings) -> dict:
-    from .train import build_trainer
+    from .step import build_trainer
 
     conf = configure(
         "paper",
@@ -148,8 +148,7 @@ def bench_train(head, backbone, jit, precision, batches, settings) -> dict:
         state = {"i": 0}
 
         def step():
-            images, keypoints = batches[state["i"] % len(batches)]
-            trainer.train_on_batch(images, keypoints)
+            trainer.train_on_batch(batches[state["i"] % len(batches)])
             state["i"] += 1
 
         seconds = timed(step, settings["steps"], settings["seconds"])
@@ -167,7 +166,7 @@ def bench_predict(net, conf, batches, settings, folder: Path) -> dict:
     from .predict import NetworkPredictor
 
     predictor = NetworkPredictor(net)
-    images = np.concatenate([b[0] for b in batches])[: max(8, BATCH // 2)]
+    images = np.concatenate([b["images"] for b in batches])[: max(8, BATCH // 2)]
     result = {}
     for key, tta in (("images_per_s", False), ("tta_images_per_s", True)):
         seconds = timed(
@@ -248,7 +247,14 @@ def bench(
         data = make_dataset(
             source, "train", BATCH, training=True, seed=0, data_dir=data_dir
         )
-        batches = [(b["image"].numpy(), b["keypoints"].numpy()) for b in data.take(4)]
+        batches = [
+            {
+                "images": b["image"].numpy(),
+                "keypoints": b["keypoints"].numpy(),
+                "draws": b["draws"].numpy(),
+            }
+            for b in data.take(4)
+        ]
         configs = _configs(device, quick)
         result["settings"]["configurations"] = [f"xla_{j}_{p}" for j, p in configs]
         result["train"] = {}

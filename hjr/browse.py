@@ -3,14 +3,14 @@
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from data_pipeline import augment
 from data_pipeline.files import write_png
 from data_pipeline.kaggle_csv import write_keypoints_csv
-from data_pipeline.pipeline import is_labelled, make_dataset, open_split
+from data_pipeline.pipeline import batch_draws, is_labelled, make_dataset, open_split
 from data_pipeline.sources import Source
 
+from .augment import augment_batch
 from .draw import contact_sheet, draw_keypoints
 
 GRID_MAX = 64  # samples shown in grid.png
@@ -30,8 +30,9 @@ def browse(
     """Write the first `num` samples of a split into `out`:
     <id>.png (the 128x128 network input, nothing drawn), <id>_overlay.png (joints
     and bones), keypoints.csv (labels in the submission format; labelled splits
-    only) and grid.png. With `augmented`, the training augmentation drawn from
-    `seed` (batch b uses the seed pair (seed, b)). Returns `out`.
+    only) and grid.png. With `augmented`, the training augmentation (hjr.augment)
+    with the draws of `seed` (batch b uses batch_draws(seed, b, its size), as
+    training batch b of a run seeded `seed` would). Returns `out`.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -41,13 +42,13 @@ def browse(
     ds = make_dataset(source, split, batch_size, crop=crop, data_dir=data_dir)
     ids, keypoints, overlays = [], [], []
     for b, batch in enumerate(ds.take(-(-num // batch_size))):
-        images, points = batch["image"], batch["keypoints"]
+        images, points = batch["image"].numpy(), batch["keypoints"].numpy()
         if augmented:
-            images, points = augment.augment_batch(
-                images, points, tf.constant([seed, b], tf.int64), augment_conf
-            )
-        images = np.round(images.numpy()).clip(0, 255).astype(np.uint8)
-        for image, kp, index in zip(images, points.numpy(), batch["id"].numpy()):
+            draws = batch_draws(seed, b, len(images)).numpy()
+            images, points = augment_batch(images, points, draws, augment_conf)
+            images, points = ops.convert_to_numpy(images), ops.convert_to_numpy(points)
+        images = np.round(images).clip(0, 255).astype(np.uint8)
+        for image, kp, index in zip(images, points, batch["id"].numpy()):
             if len(ids) == num:
                 break
             name = f"{index:05d}"

@@ -1,16 +1,18 @@
 """What a training run leaves behind at each validation: checkpoints (latest and
-best, written atomically by tf.train.CheckpointManager), history.csv, the curves
-PNG and a few validation images with predicted joints in TensorBoard."""
+best, hjr.checkpoints), history.csv, the curves PNG and, where TensorFlow is
+installed, a few validation images with predicted joints in TensorBoard."""
 
+import importlib.util
 import json
 import math
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from data_pipeline.files import atomic_path, write_png
 
+from . import checkpoints
 from .draw import draw_keypoints, figure_image, new_figure
 
 CURVES = ("loss", "kaggle_mse", "mean_joint_distance")
@@ -19,10 +21,9 @@ CURVES = ("loss", "kaggle_mse", "mean_joint_distance")
 class RunRecorder(keras.callbacks.Callback):
     """At the end of each fit() epoch (one validation interval)."""
 
-    def __init__(self, run_dir, latest, best, preview=None, history=()):
+    def __init__(self, run_dir, preview=None, history=()):
         super().__init__()
         self.run_dir = run_dir
-        self.latest, self.best = latest, best
         self.preview = preview  # (images, keypoints) of a few validation samples
         self.rows = list(history)
         best_file = run_dir / "best.json"
@@ -31,29 +32,41 @@ class RunRecorder(keras.callbacks.Callback):
             if best_file.exists()
             else math.inf
         )
-        self.writer = tf.summary.create_file_writer(str(run_dir / "logs" / "images"))
+        self.writer = None
+        if preview is not None and importlib.util.find_spec("tensorflow"):
+            import tensorflow as tf
+
+            self.writer = tf.summary.create_file_writer(
+                str(run_dir / "logs" / "images")
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        step = int(self.model.optimizer.iterations.numpy())
-        self.latest.save(checkpoint_number=step)
+        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        folder = self.run_dir / "checkpoints"
+        net = self.model.net
+        checkpoints.save(folder / "latest", step, net, self.model.optimizer)
         value = logs.get("val_kaggle_mse", math.inf)
         if value < self.best_value:
             self.best_value = value
-            self.best.save(checkpoint_number=step)
+            checkpoints.save(folder / "best", step, net, keep=1)
             with atomic_path(self.run_dir / "best.json") as tmp:
                 tmp.write_text(json.dumps({"step": step, **_floats(logs)}, indent=2))
         self.rows.append({"step": step, **_floats(logs)})
         write_history(self.run_dir, self.rows, _baseline(self.run_dir))
-        if self.preview is not None:
+        if self.writer is not None:
             self._log_images(step)
 
     def _log_images(self, step):
+        import tensorflow as tf
+
         images, truth = self.preview
-        predicted = self.model.net(images, training=False)["keypoints"].numpy()
+        predicted = self.model.net(images, training=False)["keypoints"]
         drawn = [
             draw_keypoints(image, p, scale=2, truth=t)
-            for image, p, t in zip(images.astype(np.uint8), predicted, truth)
+            for image, p, t in zip(
+                images.astype(np.uint8), ops.convert_to_numpy(predicted), truth
+            )
         ]
         with self.writer.as_default():
             tf.summary.image(

@@ -123,14 +123,16 @@ def _add_train_command(commands):
         help="train a model",
         description="Train a model, or continue one with --resume RUN_DIR. Flags "
         "override the preset's settings; a resumed run takes --steps, --strategy, "
-        "--jit and --data-dir, and refuses other settings that differ from its own.",
+        "--jit, --steps-per-execution and --data-dir, and refuses other settings "
+        "that differ from its own.",
     )
     _add_data_flags(train, given_only=True)
     train.add_argument("--head", choices=CHOICES["head"], help=HEAD_HELP)
     train.add_argument(
         "--preset",
         choices=tuple(PRESETS),
-        help="settings to start from (default paper; see README)",
+        help="settings to start from (default paper; gpu: the paper's images at "
+        "batch 256, bfloat16; see README)",
     )
     train.add_argument(
         "--backbone", choices=CHOICES["backbone"], help="resnet152v2: the paper's"
@@ -140,6 +142,10 @@ def _add_train_command(commands):
     train.add_argument("--steps", type=_positive)
     train.add_argument("--batch-size", type=_positive)
     train.add_argument("--lr", type=float, help="learning rate")
+    train.add_argument(
+        "--warmup-steps", type=int, help="linear learning-rate warm-up, steps"
+    )
+    train.add_argument("--lr-schedule", choices=CHOICES["lr_schedule"])
     train.add_argument("--seed", type=int)
     train.add_argument("--eval-every", type=_positive, help="steps between validations")
     train.add_argument(
@@ -162,6 +168,9 @@ def _add_train_command(commands):
     train.add_argument("--strategy", choices=CHOICES["strategy"])
     train.add_argument("--precision", choices=CHOICES["precision"])
     train.add_argument("--jit", choices=CHOICES["jit"], help="XLA (auto: on GPU/TPU)")
+    train.add_argument(
+        "--steps-per-execution", type=_positive, help="training steps per call"
+    )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run")
     train.add_argument(
         "--dry-run",
@@ -221,8 +230,29 @@ def _add_model_commands(commands):
         "the `tta` signature always does)",
     )
 
-    bench = commands.add_parser("bench", help="measure throughput and memory here")
+    bench = commands.add_parser(
+        "bench",
+        help="measure throughput and memory here",
+        description="The input pipeline, training per head, prediction and export "
+        "latency (TensorFlow backend); or, with --train-step, the training step "
+        "alone on any Keras backend (KERAS_BACKEND), without TensorFlow.",
+    )
     bench.add_argument("--json", help="also write the figures here")
+    step = bench.add_argument_group("--train-step")
+    step.add_argument(
+        "--train-step",
+        action="store_true",
+        help="time the training step of each head only, on synthetic batches",
+    )
+    step.add_argument("--batch", type=_positive, default=32, help="default 32")
+    step.add_argument("--precision", choices=CHOICES["precision"], default="float32")
+    step.add_argument(
+        "--steps", type=_positive, default=20, help="timed steps (default 20)"
+    )
+    step.add_argument(
+        "--steps-per-execution", type=_positive, default=1, help="default 1"
+    )
+    step.add_argument("--jit", choices=CHOICES["jit"], default="auto")
     bench.add_argument(
         "--quick", action="store_true", help="fewer steps: a few minutes on 2 CPU cores"
     )
@@ -259,6 +289,8 @@ TRAIN_KEYS = (
     "steps",
     "batch_size",
     "lr",
+    "warmup_steps",
+    "lr_schedule",
     "seed",
     "eval_every",
     "augment",
@@ -268,6 +300,7 @@ TRAIN_KEYS = (
     "strategy",
     "precision",
     "jit",
+    "steps_per_execution",
 )
 
 
@@ -365,14 +398,39 @@ def _evaluate(args, source):
 
 
 def _bench(args):
-    from .bench import bench, table
-
     if args.json and not os.path.isdir(os.path.dirname(args.json) or "."):
         raise UserError(f"--json {args.json}: its folder does not exist")
+    if args.train_step:
+        return _bench_train_step(args)
+    from .bench import bench, table
+
     result = bench(args.quick, args.backbone, args.heads, args.json)
     print(table(result))
     if args.json:
         print(f"hjr bench: figures in {args.json}")
+
+
+def _bench_train_step(args):
+    import json
+
+    from data_pipeline.files import atomic_path
+
+    from .bench_step import bench_train_step
+
+    result = bench_train_step(
+        args.backbone,
+        args.heads,
+        args.batch,
+        args.precision,
+        args.steps,
+        args.steps_per_execution,
+        args.jit,
+    )
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(text + "\n")
 
 
 def _run(args, verbose):

@@ -1,73 +1,108 @@
-"""Choosing the tf.distribute strategy and whether steps are XLA-compiled."""
+"""Where the training step runs: the devices, the distribution and XLA, per backend.
 
+`make_strategy(name)` returns an object with `scope()` and `num_replicas_in_sync`:
+- TensorFlow: a tf.distribute strategy (auto: a TPU when attached, mirrored over
+  several GPUs, else one device; multi-worker from $TF_CONFIG);
+- JAX: data parallel over all local devices (keras.distribution.DataParallel)
+  where there are several (auto) or always (mirrored), else one device;
+- PyTorch: one device.
+`trainer_class(strategy)` is the HandTrainer to build under it: on TensorFlow a
+subclass with what tf.distribute needs (hjr.model stays backend-agnostic).
+"""
+
+import contextlib
 import os
 
-import tensorflow as tf
+import keras
 
 from data_pipeline.errors import UserError
 
 from .config import STRATEGIES
+from .model import HandTrainer
 
 
-def _tpu_strategy():
-    try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-            tpu=os.environ.get("TPU_NAME", "")
-        )
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as error:
-        raise UserError(f"no TPU found ({error})", "strategy", "tpu") from None
-    return tf.distribute.TPUStrategy(resolver)
+def backend() -> str:
+    return keras.backend.backend()
 
 
-def _multi_worker_strategy():
-    """The cluster comes from $TF_CONFIG (one worker without it)."""
-    try:
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    except RuntimeError as error:
-        if "program startup" not in str(error):
-            raise
-        raise UserError(
-            "TensorFlow already ran in this process; choose the strategy first "
-            "(collective ops are configured at startup)",
-            "strategy",
-            "multi-worker",
-        ) from None
+class LocalDevices:
+    """The strategy of the JAX and PyTorch backends: one device, or (JAX) data
+    parallel over `devices` with keras.distribution."""
+
+    def __init__(self, devices, distribution=None):
+        self.devices = list(devices)
+        self.distribution = distribution
+        self.num_replicas_in_sync = len(self.devices) if distribution else 1
+
+    def scope(self):
+        if self.distribution is None:
+            return contextlib.nullcontext()
+        return self.distribution.scope()
 
 
-def _tpu_present() -> bool:
-    return bool(os.environ.get("TPU_NAME")) or os.path.exists("/dev/accel0")
+def _local_strategy(name):
+    if name in ("tpu", "multi-worker"):
+        needs = f"needs the TensorFlow backend, not {backend()}"
+        raise UserError(needs, "strategy", name)
+    devices = keras.distribution.list_devices()
+    parallel = name == "mirrored" or (name == "auto" and len(devices) > 1)
+    if not parallel:
+        return LocalDevices(devices[:1])
+    if backend() != "jax":
+        raise UserError("needs the JAX or TensorFlow backend", "strategy", name)
+    return LocalDevices(devices, keras.distribution.DataParallel(devices=devices))
 
 
-def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
-    """auto: a TPU if one is attached, several GPUs mirrored, else one device
-    (the GPU, or the CPU)."""
+def make_strategy(name: str = "auto"):
     if name not in STRATEGIES:
         raise UserError(f"expected one of {', '.join(STRATEGIES)}", "strategy", name)
-    if name == "multi-worker":
-        # Before anything that initialises TF's runtime (listing devices does):
-        # collective ops can only be configured at program startup.
-        return _multi_worker_strategy()
-    if name == "tpu" or (name == "auto" and _tpu_present()):
-        return _tpu_strategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-        # Without GPUs, mirror over the logical CPUs (tests, or CPU-only clusters).
-        return tf.distribute.MirroredStrategy(None if gpus else cpus)
-    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if backend() != "tensorflow":
+        return _local_strategy(name)
+    from . import tf_distribute
+
+    return tf_distribute.make_strategy(name)
 
 
-def use_jit(flag: str, strategy: tf.distribute.Strategy) -> bool:
-    """--jit on/off, or auto: on when the strategy computes on GPUs or TPUs.
+def use_jit(flag: str, strategy) -> bool:
+    """--jit on/off, or auto: on JAX always; elsewhere on when the strategy
+    computes on GPUs or TPUs (XLA slows TensorFlow's training down on CPUs and
+    compiles for minutes).
 
-    Keras' own jit_compile="auto" turns XLA off whenever a strategy is active, so
-    hjr decides and passes a plain bool.
+    Keras' own jit_compile="auto" turns XLA off whenever a tf.distribute strategy
+    is active, so hjr decides and passes a plain bool.
     """
     if flag in ("on", "off"):
         return flag == "on"
-    if isinstance(strategy, tf.distribute.TPUStrategy):
+    if backend() == "jax":  # JAX without jit runs op by op: far slower anywhere
         return True
-    devices = strategy.extended.worker_devices
-    return any("GPU" in d.upper() for d in devices)
+    if isinstance(strategy, LocalDevices):
+        devices = strategy.devices
+    else:
+        from . import tf_distribute
+
+        devices = tf_distribute.devices(strategy)
+    return any(kind in d.upper() for d in devices for kind in ("GPU", "TPU", "CUDA"))
+
+
+def trainer_class(strategy):
+    if isinstance(strategy, LocalDevices):
+        return HandTrainer
+    from . import tf_distribute
+
+    return tf_distribute.TFHandTrainer
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run folder (always, but in multi-worker runs
+    where only the chief, or worker 0 without a chief, does)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def tpu_present() -> bool:
+    return bool(os.environ.get("TPU_NAME")) or os.path.exists("/dev/accel0")

@@ -126,9 +126,13 @@ def _conv_bn(x, filters, kernel, stride, name, relu=True):
     x = keras.layers.Conv2D(
         filters, kernel, stride, padding="same", use_bias=False, name=f"{name}_conv"
     )(x)
-    # Synchronized: batch statistics over the global batch, so a mirrored run
-    # computes what one device does with the same batch.
-    x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn")(x)
+    # Batch statistics over the global batch, so that a data-parallel run computes
+    # what one device does with the same batch: under tf.distribute that takes
+    # synchronized=True (a TensorFlow-only argument); JAX computes the sharded
+    # global batch as one array anyway.
+    synchronized = keras.backend.backend() == "tensorflow"
+    bn = keras.layers.BatchNormalization(synchronized=synchronized, name=f"{name}_bn")
+    x = bn(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 

@@ -10,11 +10,13 @@ SavedModel written by `hjr export`; `load_predictor` takes either.
 
 from pathlib import Path
 
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from data_pipeline.augment import rot90_keypoints
 from data_pipeline.errors import UserError
+
+from .augment import rot90_keypoints
 
 
 def predict_keypoints(net, images, tta: bool = True):
@@ -23,16 +25,17 @@ def predict_keypoints(net, images, tta: bool = True):
     net: a network built by hjr.model.build_model (dict outputs with `keypoints`).
     With tta, the four rotations go through the network as one batch of 4B.
     """
-    images = tf.cast(images, tf.float32)
+    images = ops.cast(images, "float32")
     if not tta:
-        return tf.cast(net(images, training=False)["keypoints"], tf.float32)
-    size = tf.cast(tf.shape(images)[1], tf.float32)
-    batch = tf.shape(images)[0]
-    rotated = tf.concat([tf.image.rot90(images, k) for k in range(4)], axis=0)
-    outputs = tf.cast(net(rotated, training=False)["keypoints"], tf.float32)
+        return ops.cast(net(images, training=False)["keypoints"], "float32")
+    size = float(images.shape[1])
+    rotated = ops.concatenate(
+        [ops.rot90(images, k, axes=(1, 2)) for k in range(4)], axis=0
+    )
+    outputs = ops.cast(net(rotated, training=False)["keypoints"], "float32")
     total = 0.0
-    for k, keypoints in enumerate(tf.split(outputs, 4, axis=0)):
-        back = tf.fill([batch], (4 - k) % 4)
+    for k, keypoints in enumerate(ops.split(outputs, 4, axis=0)):
+        back = ops.full(ops.shape(keypoints)[:1], (4 - k) % 4, dtype="int32")
         total += rot90_keypoints(keypoints, back, size)
     return total / 4.0
 
@@ -52,30 +55,40 @@ class Predictor:
         raise NotImplementedError
 
 
+class TTAKeypoints(keras.Model):
+    """predict_keypoints as a Keras model: predict_on_batch compiles it on any
+    backend."""
+
+    def __init__(self, net, tta):
+        super().__init__()
+        self.net, self.tta = net, tta
+
+    def call(self, images):
+        return predict_keypoints(self.net, images, self.tta)
+
+
 class NetworkPredictor(Predictor):
     """A Keras network of hjr.model.build_model (e.g. a run's best checkpoint)."""
 
     def __init__(self, net):
         self.net = net
-        self._steps = {
-            tta: tf.function(
-                lambda images, tta=tta: predict_keypoints(net, images, tta)
-            )
-            for tta in (False, True)
-        }
+        self._models = {tta: TTAKeypoints(net, tta) for tta in (False, True)}
 
     def keypoints(self, images, tta):
-        return self._steps[bool(tta)](images).numpy()
+        batch = np.asarray(images)
+        return ops.convert_to_numpy(self._models[bool(tta)].predict_on_batch(batch))
 
     def maps(self, images):
-        outputs = self.net(tf.cast(images, tf.float32), training=False)
-        return outputs["maps"].numpy() if "maps" in outputs else None
+        outputs = self.net(ops.cast(np.asarray(images), "float32"), training=False)
+        return ops.convert_to_numpy(outputs["maps"]) if "maps" in outputs else None
 
 
 class SavedModelPredictor(Predictor):
     """A SavedModel of `hjr export`, through its `plain` and `tta` signatures."""
 
     def __init__(self, path):
+        import tensorflow as tf
+
         try:
             loaded = tf.saved_model.load(str(path))
         except (OSError, ValueError, tf.errors.OpError) as error:
@@ -93,11 +106,17 @@ class SavedModelPredictor(Predictor):
 
     def keypoints(self, images, tta):
         signature = self._tta if tta else self._plain
-        return signature(images=tf.cast(images, tf.uint8))["keypoints"].numpy()
+        return signature(images=self._uint8(images))["keypoints"].numpy()
 
     def maps(self, images):
-        outputs = self._plain(images=tf.cast(images, tf.uint8))
+        outputs = self._plain(images=self._uint8(images))
         return outputs["maps"].numpy() if "maps" in outputs else None
+
+    @staticmethod
+    def _uint8(images):
+        import tensorflow as tf
+
+        return tf.cast(images, tf.uint8)
 
 
 def load_predictor(model) -> Predictor:

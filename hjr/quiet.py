@@ -39,8 +39,13 @@ def verbose_from_env() -> bool:
 
 
 def start_tensorflow(verbose: bool = False) -> None:
-    """Import TensorFlow, where installed, quietly unless `verbose`."""
-    if verbose or "tensorflow" in sys.modules:
+    """Import TensorFlow, where installed, quietly unless `verbose`. Under another
+    Keras backend, TensorFlow only feeds the input pipeline: it is kept off the
+    GPUs, which belong to the backend."""
+    if "tensorflow" in sys.modules:
+        return
+    if verbose:
+        _import_tensorflow()
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
@@ -48,9 +53,7 @@ def start_tensorflow(verbose: bool = False) -> None:
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
-        except ImportError:  # another Keras backend, without TensorFlow
-            pass
+            _import_tensorflow()
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -61,3 +64,14 @@ def start_tensorflow(verbose: bool = False) -> None:
     # TensorFlow Datasets logs its internals (custom configs, deprecations) as
     # absl warnings: nothing a user can act on.
     logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def _import_tensorflow():
+    try:
+        import tensorflow as tf
+    except ImportError:  # another Keras backend, without TensorFlow
+        return
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        tf.config.set_visible_devices([], "GPU")

@@ -8,7 +8,6 @@ logs/ (TensorBoard: scalars and validation images with predicted joints).
 """
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -16,53 +15,38 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path
 from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source
 
+from . import checkpoints
 from .callbacks import RunRecorder, read_history
-from .config import augmentation, configure, load_config, save_config
-from .distribute import make_strategy, use_jit
+from .config import configure, load_config, save_config
+from .distribute import LocalDevices, is_chief, make_strategy
 from .metrics import kaggle_mse
-from .model import HandTrainer, build_model
+from .model import build_model
+from .step import build_trainer, schedule
 
 PREVIEW_IMAGES = 4
-OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
 
 
-def _pairs(ds):
-    return ds.map(lambda b: (b["image"], b["keypoints"]))
+def _inputs(ds):
+    """Batches of make_dataset as the trainer's inputs (hjr.model.HandTrainer)."""
+    names = {"image": "images", "keypoints": "keypoints", "draws": "draws"}
+    return ds.map(lambda b: {new: b[old] for old, new in names.items() if old in b})
 
 
 def _data_options():
+    import tensorflow as tf
+
     options = tf.data.Options()
     policy = tf.data.experimental.AutoShardPolicy.DATA
     options.experimental_distribute.auto_shard_policy = policy
     options.deterministic = True
     return options
-
-
-def schedule(conf):
-    """(validation interval, total steps): steps rounded up to whole intervals."""
-    every = max(1, min(int(conf["eval_every"]), int(conf["steps"])))
-    return every, math.ceil(int(conf["steps"]) / every) * every
-
-
-def build_trainer(conf, strategy):
-    """The network, its HandTrainer (compiled) and a checkpoint of both."""
-    keras.utils.set_random_seed(conf["seed"])  # after data preparation, which draws too
-    with strategy.scope():
-        net = build_model(conf)
-        trainer = HandTrainer(net, conf, augmentation(conf), seed=conf["seed"])
-        trainer.compile(
-            optimizer=OPTIMIZERS[conf["optimizer"]](conf["lr"]),
-            jit_compile=use_jit(conf["jit"], strategy),
-        )
-        trainer.optimizer.build(trainer.trainable_variables)
-    return net, trainer
 
 
 def run(
@@ -106,6 +90,9 @@ def train(
                 f"{conf['weights']!r} are loaded only when training"
             )
             return run_dir
+        if isinstance(strategy, LocalDevices):  # keras.distribution, for fit too
+            with strategy.scope():
+                return _fit(conf, run_dir, resume, strategy, data_dir)
         if is_chief(strategy):
             return _fit(conf, run_dir, resume, strategy, data_dir)
         # Other workers of a multi-worker run write their share of each checkpoint
@@ -118,18 +105,6 @@ def train(
         return run_dir
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-
-
-def is_chief(strategy) -> bool:
-    """Whether this process writes the run folder (always, but in multi-worker runs
-    where only the chief, or worker 0 without a chief, does)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def _fit(conf, run_dir, resume, strategy, data_dir):
@@ -158,16 +133,13 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
     run_dir.mkdir(parents=True, exist_ok=True)
     build_conf = dict(conf, weights="none") if resume else conf
     net, trainer = build_trainer(build_conf, strategy)
-    checkpoint = tf.train.Checkpoint(net=net, optimizer=trainer.optimizer)
-    latest = tf.train.CheckpointManager(
-        checkpoint, run_dir / "checkpoints" / "latest", 2
-    )
-    best = tf.train.CheckpointManager(
-        tf.train.Checkpoint(net=net), run_dir / "checkpoints" / "best", 1
-    )
-    if resume and latest.latest_checkpoint:
-        checkpoint.restore(latest.latest_checkpoint).assert_existing_objects_matched()
+    if resume:
+        latest = checkpoints.latest(run_dir / "checkpoints" / "latest")
+        if latest is not None:
+            with strategy.scope():
+                checkpoints.restore(latest, net, trainer.optimizer)
     save_config(conf, run_dir)
+    _record_environment(run_dir, strategy)
     if not (run_dir / "baseline.json").exists():
         mean = baseline(source, data_dir=data_dir, crop=conf["crop"])
         with atomic_path(run_dir / "baseline.json") as tmp:
@@ -176,16 +148,14 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
             f"hjr: predicting the mean training keypoints scores val kaggle_mse "
             f"{mean['mean_predictor_kaggle_mse']:.1f}"
         )
-    start = int(trainer.optimizer.iterations.numpy())
+    start = int(ops.convert_to_numpy(trainer.optimizer.iterations))
     if start >= total:
         print(f"hjr: {run_dir} already trained {start} of {total} steps")
         return run_dir
-    preview = next(iter(_pairs(val_ds).unbatch().batch(PREVIEW_IMAGES)))
+    preview = next(iter(val_ds.unbatch().batch(PREVIEW_IMAGES)))
     recorder = RunRecorder(
         run_dir,
-        latest,
-        best,
-        preview=(preview[0].numpy(), preview[1].numpy()),
+        preview=(preview["image"].numpy(), preview["keypoints"].numpy()),
         history=read_history(run_dir) if resume else (),
     )
     callbacks = [
@@ -197,12 +167,12 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
     print(
         f"hjr: training {net.name} ({conf['backbone']}) on {source}, steps "
         f"{start}..{total}, batch {conf['batch_size']} on "
-        f"{strategy.num_replicas_in_sync} replica(s), "
-        f"XLA {'on' if trainer.jit_compile else 'off'}, {conf['precision']}"
+        f"{strategy.num_replicas_in_sync} replica(s), Keras {keras.backend.backend()} "
+        f"backend, XLA {'on' if trainer.jit_compile else 'off'}, {conf['precision']}"
     )
     trainer.fit(
-        _pairs(train_ds).skip(start),
-        validation_data=_pairs(val_ds),
+        _inputs(train_ds).skip(start),
+        validation_data=_inputs(val_ds),
         steps_per_epoch=every,
         epochs=total // every,
         initial_epoch=start // every,
@@ -213,16 +183,32 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
     return run_dir
 
 
+def _record_environment(run_dir, strategy):
+    """environment.json: the backend and devices that (last) trained the run."""
+    devices = getattr(strategy, "devices", None)
+    if devices is None:
+        from .tf_distribute import devices as tf_devices
+
+        devices = tf_devices(strategy)
+    record = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "devices": [str(d) for d in devices],
+    }
+    with atomic_path(run_dir / "environment.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+
+
 def load_network(run_dir, which: str = "best") -> keras.Model:
     """The trained network of a run folder (best or latest checkpoint)."""
     run_dir = Path(run_dir)
     conf = load_config(run_dir)
     folder = run_dir / "checkpoints" / which
-    path = tf.train.latest_checkpoint(str(folder))
+    path = checkpoints.latest(folder)
     if path is None:
         raise UserError(f"{run_dir}: no {which} checkpoint in {folder}")
     net = build_model(dict(conf, weights="none"))
-    tf.train.Checkpoint(net=net).restore(path).expect_partial()
+    checkpoints.restore(path, net)
     return net
 
 

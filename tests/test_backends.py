@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
+from conftest import SMALL_SYNTHETIC
 
 from hjr.heads import HEADS
 
@@ -77,3 +79,82 @@ def test_the_core_gives_the_same_numbers_on_jax_without_tensorflow(
     np.testing.assert_allclose(jax["gaussian"], keypoints, atol=0.01)
     assert {f"loss_{name}" for name in HEADS} <= set(jax)
     assert all(jax[f"loss_{name}"] > 0 for name in HEADS)
+
+
+def _hjr(argv, backend, blocked=(), env=None):
+    """hjr.cli.main(argv) in a fresh process on a Keras backend; modules in
+    `blocked` cannot be imported there (as if not installed)."""
+    code = (
+        "import sys\n"
+        "class Blocked:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {list(blocked)!r}:\n"
+        "            raise ImportError(f'{name} is not installed here')\n"
+        "sys.meta_path.insert(0, Blocked())\n"
+        "from hjr.cli import main\n"
+        f"sys.exit(main({[str(a) for a in argv]!r}))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "KERAS_BACKEND": backend, **(env or {})},
+    )
+
+
+def test_train_step_bench_runs_without_tensorflow(tmp_path):
+    out = tmp_path / "step.json"
+    blocked = ("tensorflow", "tensorflow_datasets", "cv2", "pandas")
+    argv = ["bench", "--train-step", "--backbone", "tiny", "--batch", "4"]
+    argv += ["--steps", "2", "--json", out]
+    proc = _hjr(argv, "jax", blocked)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["backend"] == "jax" and result["devices"]
+    assert set(result["train_step"]) == set(HEADS)
+    for head, entry in result["train_step"].items():
+        assert entry["ms_per_step"] > 0 and entry["images_per_s"] > 0, head
+        assert np.isfinite(entry["final_loss"]) and entry["jit"] is True, head
+
+
+def test_a_run_trained_on_jax_predicts_the_same_on_tensorflow(tmp_path, data_dir):
+    run = tmp_path / "run"
+    common = ["--data", SMALL_SYNTHETIC, "--data-dir", data_dir]
+    argv = ["train", "--preset", "quick", "--head", "scoremap", "--steps", "4"]
+    argv += ["--eval-every", "2", "--batch-size", "8", "--out", run, *common]
+    proc = _hjr(argv, "jax")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Keras jax backend" in proc.stdout
+    assert json.loads((run / "environment.json").read_text())["backend"] == "jax"
+    csvs = {}
+    for backend in ("jax", "tensorflow"):
+        csvs[backend] = tmp_path / f"{backend}.csv"
+        argv = ["predict", "--model", run, *common, "--out", csvs[backend]]
+        proc = _hjr(argv, backend)
+        assert proc.returncode == 0, (backend, proc.stderr[-3000:])
+    jax, tf = (pd.read_csv(csvs[b]) for b in ("jax", "tensorflow"))
+    assert jax.shape == tf.shape == (8, 43)
+    np.testing.assert_allclose(jax.to_numpy(), tf.to_numpy(), atol=0.05)
+
+
+def test_data_parallel_on_two_jax_devices_trains_like_one(tmp_path, data_dir):
+    """keras.distribution over two virtual CPU devices, augmentation on: the same
+    losses as one device (the draws travel with their samples)."""
+    common = ["train", "--preset", "quick", "--head", "fc", "--steps", "4"]
+    common += ["--eval-every", "2", "--batch-size", "8", "--max-angle", "20"]
+    common += ["--data", SMALL_SYNTHETIC, "--data-dir", data_dir]
+    histories = {}
+    for strategy in ("one-device", "mirrored"):
+        run = tmp_path / strategy
+        argv = [*common, "--strategy", strategy, "--out", run]
+        env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+        proc = _hjr(argv, "jax", env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        replicas = 1 if strategy == "one-device" else 2
+        assert f"on {replicas} replica(s)" in proc.stdout, proc.stdout[-2000:]
+        histories[strategy] = pd.read_csv(run / "history.csv")
+    one, two = histories["one-device"], histories["mirrored"]
+    assert one["step"].tolist() == two["step"].tolist() == [2, 4]
+    for column in one.columns:
+        np.testing.assert_allclose(two[column], one[column], rtol=1e-3, err_msg=column)

@@ -55,4 +55,5 @@ def test_container_train_entry_writes_into_the_runs_volume(
     ]
     assert main(argv) == 0
     assert (tmp_path / "runs" / "fc" / "config.json").is_file()
-    assert list((tmp_path / "runs" / "fc" / "checkpoints" / "latest").glob("*.index"))
+    latest = tmp_path / "runs" / "fc" / "checkpoints" / "latest"
+    assert list(latest.glob("step-*/net.weights.h5"))

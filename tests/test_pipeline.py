@@ -9,7 +9,13 @@ from data_pipeline import synthetic
 from data_pipeline.crop import crop_hand
 from data_pipeline.errors import UserError
 from data_pipeline.kaggle_h5 import write_kaggle_files
-from data_pipeline.pipeline import is_labelled, make_dataset, open_split
+from data_pipeline.pipeline import (
+    NUM_DRAWS,
+    batch_draws,
+    is_labelled,
+    make_dataset,
+    open_split,
+)
 from data_pipeline.sources import parse_source, prepare
 from data_pipeline.tfds_builders import hold_out
 
@@ -80,6 +86,37 @@ def test_same_seed_same_batches(data_dir):
     drawn = sum(first, [])
     train_ids = set(read_all(source, "train", data_dir))
     assert set(drawn) <= train_ids and len(set(drawn)) >= 30  # 64 draws from 40
+
+
+def test_training_batches_carry_their_draws_and_resume_replays_them(data_dir):
+    source = parse_source(SMALL_SYNTHETIC)
+
+    def stream(seed):
+        return make_dataset(
+            source, "train", 8, training=True, seed=seed, data_dir=data_dir
+        )
+
+    def draws(ds, count=6):
+        return np.stack([b["draws"].numpy() for b in ds.take(count)])
+
+    first = draws(stream(1))  # 6 batches of 8: beyond one epoch of 40
+    assert first.shape == (6, 8, NUM_DRAWS) and first.dtype == np.float32
+    assert np.all((first >= 0) & (first < 1)) and 0.4 < first.mean() < 0.6
+    assert len(np.unique(first)) == first.size  # every sample, every column its own
+    np.testing.assert_array_equal(first, draws(stream(1)))
+    assert not np.any(np.isclose(first, draws(stream(2))))
+    for n in range(6):
+        np.testing.assert_array_equal(first[n], batch_draws(1, n, 8))
+    skipped = stream(1).skip(4)
+    np.testing.assert_array_equal(draws(skipped, 2), first[4:])
+    evaluation = make_dataset(source, "train", 8, seed=1, data_dir=data_dir)
+    assert "draws" not in next(iter(evaluation))
+
+
+def test_the_draws_have_the_columns_the_augmentation_reads():
+    from hjr.augment import NUM_DRAWS as augment_draws
+
+    assert NUM_DRAWS == augment_draws == 4
 
 
 def test_kaggle_files(tmp_path, data_dir):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data_pipeline.augment import rot90_keypoints
+from hjr.augment import rot90_keypoints
 from hjr.model import build_model
 from hjr.predict import predict_keypoints
 

@@ -1,0 +1,151 @@
+"""`hjr bench --train-step`: the training step alone, per head, on any backend.
+
+Each head's whole step (augmentation of the batch, forward pass, the head's loss
+with labels encoded on the device, backward pass, optimizer) is timed through
+Keras' own `fit` on a fixed set of synthetic batches held in memory (Keras
+prefetches them to the device), after a first call that compiles it. Nothing here
+imports TensorFlow, OpenCV or the input pipeline: it runs where only Keras, JAX
+(or PyTorch) and NumPy are installed.
+"""
+
+import platform
+import resource
+import time
+
+import keras
+import numpy as np
+
+from .augment import NUM_DRAWS
+from .config import configure
+from .distribute import make_strategy
+from .step import build_trainer
+
+DISTINCT_BATCHES = 4  # different synthetic batches cycled through
+
+
+def device_summary() -> dict:
+    devices = keras.distribution.list_devices()
+    summary = {"backend": keras.backend.backend(), "devices": devices}
+    if keras.backend.backend() == "jax":
+        import jax
+
+        summary["device_kind"] = jax.devices()[0].device_kind
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            summary["device_kind"] = torch.cuda.get_device_name(0)
+    summary.setdefault("device_kind", platform.processor() or platform.machine())
+    return summary
+
+
+def peak_accelerator_mib():
+    """Peak memory in use on the first accelerator (MiB), or None on a CPU."""
+    name = keras.backend.backend()
+    if name == "jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+    elif name == "torch":
+        import torch
+
+        peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+    else:
+        import tensorflow as tf
+
+        gpus = tf.config.list_logical_devices("GPU")
+        info = tf.config.experimental.get_memory_info(gpus[0].name) if gpus else {}
+        peak = info.get("peak")
+    return None if peak is None else round(peak / 2**20, 1)
+
+
+def _batches(batch, size, seed=0):
+    rng = np.random.default_rng(seed)
+    count = batch * DISTINCT_BATCHES
+    return {
+        "images": rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8),
+        "keypoints": rng.uniform(16, size - 16, (count, 21, 2)).astype(np.float32),
+        "draws": rng.uniform(0, 1, (count, NUM_DRAWS)).astype(np.float32),
+    }
+
+
+def bench_head(head, backbone, batch, precision, steps, steps_per_execution, jit):
+    """{ms_per_step, images_per_s, peak memory} of one head's training step."""
+    conf = configure(
+        "paper",
+        {
+            "head": head,
+            "backbone": backbone,
+            "weights": "none",
+            "batch_size": batch,
+            "precision": precision,
+            "steps_per_execution": steps_per_execution,
+            "jit": jit,
+        },
+    )
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        strategy = make_strategy("auto")
+        with strategy.scope():
+            _, trainer = build_trainer(conf, strategy)
+            data = _batches(batch, conf["input_size"])
+            fit = dict(batch_size=batch, shuffle=False, verbose=0)
+            trainer.fit(data, epochs=1, steps_per_epoch=steps_per_execution, **fit)
+            history = trainer.fit(data, epochs=1, steps_per_epoch=steps, **fit)
+            start = time.perf_counter()
+            trainer.fit(data, epochs=1, steps_per_epoch=steps, **fit)
+            seconds = time.perf_counter() - start
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    step_ms = 1000 * seconds / steps
+    result = {
+        "ms_per_step": round(step_ms, 2),
+        "images_per_s": round(batch * 1000 / step_ms, 1),
+        "final_loss": float(history.history["loss"][-1]),
+        "jit": bool(trainer.jit_compile),
+        "peak_accelerator_mib": peak_accelerator_mib(),
+    }
+    del trainer
+    keras.backend.clear_session()
+    return result
+
+
+def bench_train_step(
+    backbone="resnet152v2",
+    heads=("fc",),
+    batch=32,
+    precision="float32",
+    steps=20,
+    steps_per_execution=1,
+    jit="auto",
+    log=print,
+) -> dict:
+    result = {
+        **device_summary(),
+        "settings": {
+            "backbone": backbone,
+            "batch_size": batch,
+            "precision": precision,
+            "steps": steps,
+            "steps_per_execution": steps_per_execution,
+            "jit": jit,
+            "input": "synthetic batches in memory, fed by Keras fit",
+        },
+        "train_step": {},
+    }
+    for head in heads:
+        log(f"hjr bench: training step of the {head} head ({backbone}, batch {batch})")
+        entry = bench_head(
+            head, backbone, batch, precision, steps, steps_per_execution, jit
+        )
+        result["train_step"][head] = entry
+    fc = result["train_step"].get("fc")
+    for entry in result["train_step"].values():
+        if fc:
+            entry["ratio_to_fc"] = round(entry["ms_per_step"] / fc["ms_per_step"], 3)
+    scale = 1 / 1024 if platform.system() != "Darwin" else 1 / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    result["peak_host_rss_mib"] = round(peak, 1)
+    return result
