@@ -17,15 +17,14 @@ import numpy as np
 
 from .augment import NUM_DRAWS
 from .config import configure
-from .distribute import make_strategy
+from .distribute import local_devices, make_strategy
 from .step import build_trainer
 
 DISTINCT_BATCHES = 4  # different synthetic batches cycled through
 
 
 def device_summary() -> dict:
-    devices = keras.distribution.list_devices()
-    summary = {"backend": keras.backend.backend(), "devices": devices}
+    summary = {"backend": keras.backend.backend(), "devices": local_devices()}
     if keras.backend.backend() == "jax":
         import jax
 

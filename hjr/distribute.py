@@ -25,6 +25,17 @@ def backend() -> str:
     return keras.backend.backend()
 
 
+def local_devices() -> list:
+    """This process's devices, as keras.distribution names them (which the
+    PyTorch backend does not support: its CUDA devices, else the CPU)."""
+    if backend() != "torch":
+        return keras.distribution.list_devices()
+    import torch
+
+    count = torch.cuda.device_count()
+    return [f"cuda:{i}" for i in range(count)] if count else ["cpu:0"]
+
+
 class LocalDevices:
     """The strategy of the JAX and PyTorch backends: one device, or (JAX) data
     parallel over `devices` with keras.distribution."""
@@ -44,7 +55,7 @@ def _local_strategy(name):
     if name in ("tpu", "multi-worker"):
         needs = f"needs the TensorFlow backend, not {backend()}"
         raise UserError(needs, "strategy", name)
-    devices = keras.distribution.list_devices()
+    devices = local_devices()
     parallel = name == "mirrored" or (name == "auto" and len(devices) > 1)
     if not parallel:
         return LocalDevices(devices[:1])
