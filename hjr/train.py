@@ -95,8 +95,9 @@ def train(
                 return _fit(conf, run_dir, resume, strategy, data_dir)
         if is_chief(strategy):
             return _fit(conf, run_dir, resume, strategy, data_dir)
-        # Other workers of a multi-worker run write their share of each checkpoint
-        # to a folder of their own, dropped at the end (TF's multi-worker rule).
+        # Other workers of a multi-worker run train alongside the chief and write
+        # into a folder of their own, dropped at the end: the chief's run folder
+        # is the one result.
         scratch = Path(tempfile.mkdtemp(prefix="hjr-worker-"))
         try:
             _fit(conf, scratch, resume, strategy, data_dir)
