@@ -23,7 +23,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import tempfile
@@ -44,10 +43,12 @@ from data_pipeline.benchmark import (
 from data_pipeline.files import atomic_path
 from data_pipeline.pipeline import make_dataset
 
+from .bench_step import peak_host_rss_mib
 from .config import configure
 from .distribute import make_strategy, use_jit
 from .heads import HEADS
 from .model import build_model
+from .train import trainer_inputs
 
 PAPER_STEPS = 120_000
 SETTINGS = {  # (frames in the HDF5 file, pipeline batches, min timed steps, seconds)
@@ -248,12 +249,8 @@ def bench(
             source, "train", BATCH, training=True, seed=0, data_dir=data_dir
         )
         batches = [
-            {
-                "images": b["image"].numpy(),
-                "keypoints": b["keypoints"].numpy(),
-                "draws": b["draws"].numpy(),
-            }
-            for b in data.take(4)
+            {name: value.numpy() for name, value in b.items()}
+            for b in trainer_inputs(data).take(4)
         ]
         configs = _configs(device, quick)
         result["settings"]["configurations"] = [f"xla_{j}_{p}" for j, p in configs]
@@ -286,9 +283,7 @@ def bench(
 
 
 def memory() -> dict:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    scale = 1 / 1024 if platform.system() != "Darwin" else 1 / 2**20
-    result = {"peak_host_rss_mib": round(peak * scale, 1)}
+    result = {"peak_host_rss_mib": peak_host_rss_mib()}
     for gpu in tf.config.list_logical_devices("GPU"):
         info = tf.config.experimental.get_memory_info(gpu.name)
         result[f"peak_{gpu.name.split(':', 1)[-1].lower().replace(':', '')}_mib"] = (

@@ -92,9 +92,8 @@ def bench_head(head, backbone, batch, precision, steps, steps_per_execution, jit
             data = _batches(batch, conf["input_size"])
             fit = dict(batch_size=batch, shuffle=False, verbose=0)
             trainer.fit(data, epochs=1, steps_per_epoch=steps_per_execution, **fit)
-            history = trainer.fit(data, epochs=1, steps_per_epoch=steps, **fit)
             start = time.perf_counter()
-            trainer.fit(data, epochs=1, steps_per_epoch=steps, **fit)
+            history = trainer.fit(data, epochs=1, steps_per_epoch=steps, **fit)
             seconds = time.perf_counter() - start
     finally:
         keras.mixed_precision.set_global_policy(previous)
@@ -141,10 +140,14 @@ def bench_train_step(
         )
         result["train_step"][head] = entry
     fc = result["train_step"].get("fc")
-    for entry in result["train_step"].values():
-        if fc:
+    if fc:
+        for entry in result["train_step"].values():
             entry["ratio_to_fc"] = round(entry["ms_per_step"] / fc["ms_per_step"], 3)
-    scale = 1 / 1024 if platform.system() != "Darwin" else 1 / 2**20
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    result["peak_host_rss_mib"] = round(peak, 1)
+    result["peak_host_rss_mib"] = peak_host_rss_mib()
     return result
+
+
+def peak_host_rss_mib() -> float:
+    """This process's peak resident memory, MiB."""
+    scale = 1 / 1024 if platform.system() != "Darwin" else 1 / 2**20  # KiB on Linux
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 1)

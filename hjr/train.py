@@ -33,7 +33,7 @@ from .step import build_trainer, schedule
 PREVIEW_IMAGES = 4
 
 
-def _inputs(ds):
+def trainer_inputs(ds):
     """Batches of make_dataset as the trainer's inputs (hjr.model.HandTrainer)."""
     names = {"image": "images", "keypoints": "keypoints", "draws": "draws"}
     return ds.map(lambda b: {new: b[old] for old, new in names.items() if old in b})
@@ -172,8 +172,8 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
         f"backend, XLA {'on' if trainer.jit_compile else 'off'}, {conf['precision']}"
     )
     trainer.fit(
-        _inputs(train_ds).skip(start),
-        validation_data=_inputs(val_ds),
+        trainer_inputs(train_ds).skip(start),
+        validation_data=trainer_inputs(val_ds),
         steps_per_epoch=every,
         epochs=total // every,
         initial_epoch=start // every,
