@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 SMALL_SYNTHETIC = "synthetic:train=40,validation=8,test=8"
@@ -15,3 +19,18 @@ def train_small_run(run_dir, data_dir, head="classification", steps=2):
 
     overrides = dict(head=head, data=SMALL_SYNTHETIC, steps=steps, eval_every=steps)
     return run(run_dir, "quick", dict(overrides, batch_size=8), data_dir=data_dir)
+
+
+def run_python(code, *args, timeout=600, **env):
+    """Run Python code with command-line arguments `args` in a fresh interpreter,
+    in the environment of a user's shell plus `env` (importing TensorFlow in this
+    process set TF_CPP_MIN_LOG_LEVEL, which a user's shell has not); the
+    CompletedProcess, output as text."""
+    shell = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**shell, **env},
+    )

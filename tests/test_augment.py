@@ -4,13 +4,11 @@ XLA, draws map to parameters as documented and repeat, and JAX gives the same nu
 under jax.jit without TensorFlow (Keras fixes its backend per process: a subprocess)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_python
 from keras import ops
 
 from hjr.augment import (
@@ -220,14 +218,8 @@ def test_jax_gives_the_same_numbers_under_jit_without_tensorflow(tmp_path):
     draws = random_draws(8, 12)
     confs = {"paper": {"max_angle": 30.0}, "wide": {"max_angle": 180.0}}
     np.savez(tmp_path / "in.npz", images=images, keypoints=keypoints, draws=draws)
-    proc = subprocess.run(
-        [sys.executable, "-c", JAX_CODE, str(tmp_path / "in.npz")]
-        + [str(tmp_path / "out.npz"), json.dumps(confs)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "KERAS_BACKEND": "jax"},
-    )
+    args = (tmp_path / "in.npz", tmp_path / "out.npz", json.dumps(confs))
+    proc = run_python(JAX_CODE, *args, KERAS_BACKEND="jax")
     assert proc.returncode == 0, proc.stderr[-3000:]
     said = json.loads(proc.stdout.strip().splitlines()[-1])
     assert said == {"backend": "jax", "tensorflow": False}

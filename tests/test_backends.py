@@ -1,16 +1,15 @@
-"""The backend-agnostic parts of the compute core (codec, metrics, every head's
-target and loss) give the same numbers on TensorFlow and on JAX, and on JAX they
-run without TensorFlow. Keras fixes its backend per process: one subprocess each."""
+"""The compute core on every backend: the codec, metrics and each head's target and
+loss give the same numbers on TensorFlow and JAX (JAX without TensorFlow); the
+training step is timed without TensorFlow; a run trained on JAX predicts the same
+on TensorFlow; data parallel over two JAX devices trains like one. Keras fixes its
+backend per process: one subprocess each."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SMALL_SYNTHETIC
+from conftest import SMALL_SYNTHETIC, run_python
 
 from hjr.heads import HEADS
 
@@ -49,13 +48,7 @@ print(json.dumps(out))
 
 
 def _results(backend):
-    proc = subprocess.run(
-        [sys.executable, "-c", CODE],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "KERAS_BACKEND": backend},
-    )
+    proc = run_python(CODE, KERAS_BACKEND=backend)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -94,13 +87,7 @@ def _hjr(argv, backend, blocked=(), env=None):
         "from hjr.cli import main\n"
         f"sys.exit(main({[str(a) for a in argv]!r}))\n"
     )
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "KERAS_BACKEND": backend, **(env or {})},
-    )
+    return run_python(code, KERAS_BACKEND=backend, **(env or {}))
 
 
 def test_train_step_bench_runs_without_tensorflow(tmp_path):

@@ -2,32 +2,15 @@
 its flags before any work, names them in its errors, and keeps TensorFlow quiet."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
-from conftest import SMALL_SYNTHETIC, train_small_run
+from conftest import SMALL_SYNTHETIC, run_python, train_small_run
 
 from data_pipeline.errors import UserError
 from hjr.cli import build_parser, main
 from hjr.config import CHOICES, PRESETS, RESUMABLE, configure, load_config
 from hjr.heads import HEADS
-
-
-def _python(code, **env):
-    """Run Python code in a fresh interpreter, in the environment of a user's shell
-    (importing TensorFlow here set TF_CPP_MIN_LOG_LEVEL); the CompletedProcess."""
-    shell = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**shell, **env},
-    )
-
 
 # -- configure ---------------------------------------------------------------
 
@@ -153,7 +136,7 @@ def test_a_bad_flag_answers_without_starting_tensorflow():
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'keras', 'tensorflow_datasets')))\n"
     )
-    proc = _python(code)
+    proc = run_python(code)
     lines = proc.stdout.strip().splitlines()
     status, help_status, seconds = lines[-2].split()
     assert (status, help_status) == ("2", "0"), proc.stdout + proc.stderr
@@ -170,11 +153,11 @@ def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
         "--num", "2", "--out", str(tmp_path / "b"), "--data-dir", str(tmp_path / "d"),
     ]  # fmt: skip
     code = f"import sys; from hjr.cli import main; sys.exit(main({argv!r}))"
-    quiet = _python(code, HJR_VERBOSE="0")
+    quiet = run_python(code, HJR_VERBOSE="0")
     assert quiet.returncode == 0, quiet.stderr
     assert not TF_LINE.search(quiet.stderr), quiet.stderr
     assert "hjr: wrote 2 of 2 test samples" in quiet.stdout
-    verbose = _python(code.replace("main([", "main(['-v', "), HJR_VERBOSE="0")
+    verbose = run_python(code.replace("main([", "main(['-v', "), HJR_VERBOSE="0")
     assert verbose.returncode == 0, verbose.stderr
     assert TF_LINE.search(verbose.stderr), verbose.stderr  # TensorFlow's own lines
 
