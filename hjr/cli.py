@@ -15,7 +15,7 @@ import numpy as np
 from data_pipeline.errors import UserError
 from data_pipeline.sources import SPLITS
 
-from .config import CHOICES, PRESETS, configure
+from .config import CHOICES, MAP_STRIDES, PRESETS, configure
 from .heads import HEADS
 from .quiet import start_tensorflow, verbose_from_env
 
@@ -161,6 +161,17 @@ def _add_train_command(commands):
         help="extra random rotation in [-A, A] degrees (off in the paper)",
     )
     train.add_argument(
+        "--map-stride",
+        type=int,
+        choices=MAP_STRIDES,
+        help="map heads: input pixels per map pixel (the paper's: 1)",
+    )
+    train.add_argument(
+        "--integral",
+        type=float,
+        help="map heads: weight of the soft-argmax joint error (px) in the loss",
+    )
+    train.add_argument(
         "--out",
         default=None,
         help="run folder (default $HJR_RUNS_DIR/<head>, else runs/<head>)",
@@ -295,6 +306,8 @@ TRAIN_KEYS = (
     "eval_every",
     "augment",
     "max_angle",
+    "map_stride",
+    "integral",
     "data",
     "crop",
     "strategy",

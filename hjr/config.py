@@ -26,6 +26,7 @@ STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 JIT = ("auto", "on", "off")
 LR_SCHEDULES = ("constant", "cosine")
 LAYOUTS = ("fast", "plain")
+MAP_STRIDES = (1, 2, 4, 8)  # input pixels per map pixel (map heads)
 
 default_conf = {
     # The network (hjr.model.build_model); each head adds its own settings
@@ -100,6 +101,8 @@ CHOICES = {
     "head_layout": LAYOUTS,
     "lr_schedule": LR_SCHEDULES,
 }
+# Head settings added since hjr 0.1, as runs saved without them were trained.
+OLDER_DEFAULTS = {"centred": False, "map_stride": 1, "integral": 0.0}
 # What a resumed run may change: how and how long it runs, not what it learns.
 RESUMABLE = ("steps", "strategy", "jit", "steps_per_execution")
 
@@ -115,13 +118,18 @@ def _check(key, value):
         _whole(key, value, 32)
     elif key in ("seed", "warmup_steps"):
         _whole(key, value, 0)
-    elif key in ("lr", "radius", "sigma2", "brightness"):
+    elif key == "map_stride":
+        if value not in MAP_STRIDES:
+            raise UserError(
+                f"expected one of {', '.join(map(str, MAP_STRIDES))}", key, value
+            )
+    elif key in ("lr", "radius", "sigma2", "brightness", "integral"):
         if not isinstance(value, (int, float)) or not value >= 0 or value is True:
             raise UserError("expected a non-negative number", key, value)
     elif key == "max_angle":
         if not isinstance(value, (int, float)) or not 0 <= value <= 180:
             raise UserError("expected degrees in 0..180", key, value)
-    elif key in ("augment", "rot90"):
+    elif key in ("augment", "rot90", "centred"):
         if not isinstance(value, bool):
             raise UserError("expected true or false", key, value)
     elif key == "saturation":
@@ -160,7 +168,9 @@ def configure(preset: str = None, overrides: dict = None, resume=None) -> dict:
     for key, value in overrides.items():
         _known(key, value, head, defaults)
         _check(key, value)
-    return {**defaults, **PRESETS[preset], **overrides, "preset": preset}
+    # A preset's head settings (map_stride, ...) apply to the heads that have them.
+    chosen = {k: v for k, v in PRESETS[preset].items() if k in defaults}
+    return {**defaults, **chosen, **overrides, "preset": preset}
 
 
 def complete(conf: dict) -> dict:
@@ -233,4 +243,7 @@ def load_config(run_dir: Path) -> dict:
     conf.pop("data_dir", None)  # written by hjr 0.1; machine-specific
     if not isinstance(conf.get("augment", True), bool):  # hjr 0.1: a dict or None
         conf.update(conf["augment"] or {}, augment=conf["augment"] is not None)
+    for key, value in OLDER_DEFAULTS.items():  # what runs without the key trained
+        if key in HEADS[conf["head"]].defaults:
+            conf.setdefault(key, value)
     return complete(conf)

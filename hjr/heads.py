@@ -1,14 +1,22 @@
-"""The decoder heads of the paper, one `HEADS` entry each.
+"""The decoder heads, one `HEADS` entry each: the paper's three and `offsets`.
 
 A head is everything hjr needs to build, train and describe it:
 - `outputs(features, conf)`: the head on the encoder's feature map, returning
   {"keypoints": float32 [B, 21, 2]} and, for the map heads, {"maps": float32
-  [B, S, S, 21]} (probabilities for `classification`, raw scores for `scoremap`);
-- `target(keypoints, size, conf)`: the label maps its loss compares with `maps`,
-  encoded from keypoints on the device (hjr.codec), or None: the keypoints;
-- `loss(labels, outputs)`: the training loss, a scalar;
+  [B, s, s, 21]} (probabilities for `classification` and `offsets`, raw scores for
+  `scoremap`; s = input_size / map_stride) and for `offsets` {"offsets": float32
+  [B, s, s, 21, 2]};
+- `target(keypoints, size, conf)`: the labels its loss compares with, encoded from
+  keypoints (crop pixels) at map side `size` on the device (hjr.codec), a dict; or
+  None: the loss takes the keypoints alone;
+- `loss(labels, outputs, conf)`: the training loss, a scalar; labels hold
+  "keypoints" and what `target` made;
 - `defaults`: the head's own settings in a run's configuration;
 - `summary`: one line for `--help`.
+The map heads' shared settings: `map_stride`, the input pixels per map pixel (1,
+the paper's: maps at the input's resolution; 4: a quarter of it, 16 times fewer
+pixels), and `integral`, the weight of the soft-argmax keypoints' mean joint
+distance (px) added to the map loss (integral regression; 0 in the paper).
 The CLI, `hjr bench` and the tests take the list of heads from here. Importing
 this module does not start TensorFlow (the CLI checks `--head` before any work):
 each function imports what it computes with.
@@ -30,95 +38,197 @@ class Head:
 
 
 def fc_outputs(features, conf):
-    """Flatten, a dense layer with 42 linear units, reshaped to [21, 2]."""
+    """Flatten, a dense layer with 42 linear units, reshaped to [21, 2]. With
+    `centred`, its bias starts at the image centre, else at 0 (hjr 0.1): far from
+    every joint, and the bias alone needs about input_size / 2 / lr optimizer
+    steps to get there."""
     import keras
 
+    bias = conf["input_size"] / 2.0 if conf["centred"] else 0.0
     flat = keras.layers.Flatten(name="fc_flatten")(features)
-    dense = keras.layers.Dense(2 * NUM_JOINTS, name="fc_dense", dtype="float32")(flat)
+    dense = keras.layers.Dense(
+        2 * NUM_JOINTS,
+        bias_initializer=keras.initializers.Constant(bias),
+        name="fc_dense",
+        dtype="float32",
+    )(flat)
     return {"keypoints": keras.layers.Reshape((NUM_JOINTS, 2), name="keypoints")(dense)}
+
+
+def _map_logits(features, conf, channels):
+    """`channels` maps of side input_size / map_stride: bilinear upsampling of the
+    features to that side, then a 5x5 convolution. head_layout "fast" computes the
+    two as one UpsampledConv, "plain" as the paper draws them (UpSampling2D then
+    Conv2D): same weights, same outputs."""
+    import keras
+
+    from .layers import UpsampledConv
+
+    factor = conf["input_size"] // conf["map_stride"] // features.shape[1]
+    if conf["head_layout"] == "plain" or factor == 1:
+        if factor > 1:
+            features = keras.layers.UpSampling2D(
+                factor, interpolation="bilinear", name="upsample"
+            )(features)
+        conv = keras.layers.Conv2D(channels, 5, padding="same", name="map_conv")
+        return conv(features)
+    return UpsampledConv(channels, 5, factor, name="map_conv")(features)
 
 
 def _map_outputs(activation):
     def outputs(features, conf):
-        """Bilinear upsampling to the input resolution, a 5x5 convolution to 21
-        maps, `activation`; keypoints by soft-argmax. head_layout "fast" computes
-        the first two as one UpsampledConv, "plain" as the paper draws them
-        (UpSampling2D then Conv2D): same weights, same outputs."""
+        """Maps (_map_logits, then `activation`); keypoints by soft-argmax, in
+        input pixels."""
         import keras
 
-        from .layers import Expectation, UpsampledConv
+        from .layers import Expectation
 
-        factor = conf["input_size"] // features.shape[1]
-        if conf["head_layout"] == "plain":
-            up = keras.layers.UpSampling2D(
-                factor, interpolation="bilinear", name="upsample"
-            )(features)
-            conv = keras.layers.Conv2D(NUM_JOINTS, 5, padding="same", name="map_conv")
-            logits = conv(up)
-        else:
-            logits = UpsampledConv(NUM_JOINTS, 5, factor, name="map_conv")(features)
+        logits = _map_logits(features, conf, NUM_JOINTS)
         maps = keras.layers.Activation(activation, dtype="float32", name="maps")
         maps = maps(logits)
-        return {"keypoints": Expectation(name="keypoints")(maps), "maps": maps}
+        keypoints = Expectation(conf["map_stride"], name="keypoints")(maps)
+        return {"keypoints": keypoints, "maps": maps}
 
     return outputs
 
 
-def joint_mse(keypoints, outputs):
+def offsets_outputs(features, conf):
+    """Per map pixel (_map_logits, 3 x 21 channels): the probability that a joint
+    lies within `radius` of the pixel (sigmoid) and the joint's offset from the
+    pixel centre in units of `radius`; keypoints: the most probable pixel's centre
+    plus its offset (hjr.codec.argmax_offsets), in input pixels."""
+    import keras
+
+    from .layers import ArgmaxOffsets
+
+    logits = _map_logits(features, conf, 3 * NUM_JOINTS)
+    logits = keras.layers.Activation("linear", dtype="float32", name="map_cast")(logits)
+    side = logits.shape[1]
+    maps = keras.layers.Activation("sigmoid", dtype="float32", name="maps")(
+        logits[..., :NUM_JOINTS]
+    )
+    offsets = keras.layers.Reshape((side, side, NUM_JOINTS, 2), name="offsets")(
+        logits[..., NUM_JOINTS:] * conf["radius"]
+    )
+    keypoints = ArgmaxOffsets(conf["map_stride"], name="keypoints")([maps, offsets])
+    return {"keypoints": keypoints, "maps": maps, "offsets": offsets}
+
+
+def joint_mse(labels, outputs, conf):
     """The mean squared joint distance (kaggle_mse) of the predicted keypoints."""
     from keras import ops
 
     from .metrics import kaggle_mse
 
-    return ops.mean(kaggle_mse(keypoints, outputs["keypoints"]))
+    return ops.mean(kaggle_mse(labels["keypoints"], outputs["keypoints"]))
+
+
+def _stride(size, conf):
+    return conf["input_size"] / size
 
 
 def disk_targets(keypoints, size, conf):
     from . import codec
 
-    return codec.disk_maps(keypoints, size, conf["radius"])
+    stride = _stride(size, conf)
+    return {"maps": codec.disk_maps(keypoints / stride, size, conf["radius"] / stride)}
 
 
 def gaussian_targets(keypoints, size, conf):
     from . import codec
 
-    return codec.gaussian_maps(keypoints, size, conf["sigma2"])
+    stride = _stride(size, conf)
+    maps = codec.gaussian_maps(keypoints / stride, size, conf["sigma2"] / stride**2)
+    return {"maps": maps}
 
 
-def pixel_crossentropy(maps, outputs):
+def offset_targets(keypoints, size, conf):
+    """Disks of `radius` (maps) and, per pixel, each joint's offset from the pixel
+    centre (offsets [B, s, s, 21, 2], input pixels)."""
+    from . import codec
+
+    stride = _stride(size, conf)
+    return {
+        "maps": codec.disk_maps(keypoints / stride, size, conf["radius"] / stride),
+        "offsets": codec.offset_maps(keypoints / stride, size) * stride,
+    }
+
+
+def _with_integral(map_loss):
+    def loss(labels, outputs, conf):
+        total = map_loss(labels, outputs)
+        if conf["integral"]:
+            from keras import ops
+
+            from .metrics import mean_joint_distance
+
+            distance = mean_joint_distance(labels["keypoints"], outputs["keypoints"])
+            total = total + conf["integral"] * ops.mean(distance)
+        return total
+
+    loss.__doc__ = map_loss.__doc__ + " Plus `integral` x the mean joint distance."
+    return loss
+
+
+def pixel_crossentropy(labels, outputs):
     """Per-pixel binary cross-entropy of the predicted probabilities."""
     import keras
 
     probabilities = outputs["maps"]
-    pixels = keras.losses.binary_crossentropy(maps[..., None], probabilities[..., None])
+    pixels = keras.losses.binary_crossentropy(
+        labels["maps"][..., None], probabilities[..., None]
+    )
     return keras.ops.mean(pixels)
 
 
-def pixel_l2(maps, outputs):
+def pixel_l2(labels, outputs):
     """Mean squared difference of the predicted and the target maps."""
     from keras import ops
 
-    return ops.mean(ops.square(outputs["maps"] - maps))
+    return ops.mean(ops.square(outputs["maps"] - labels["maps"]))
 
+
+def offsets_loss(labels, outputs, conf):
+    """Per-pixel cross-entropy of the disks, plus the mean absolute error of the
+    offsets (in units of `radius`) over the pixels inside each joint's disk."""
+    from keras import ops
+
+    disks = labels["maps"]
+    error = ops.sum(ops.abs(outputs["offsets"] - labels["offsets"]), axis=-1)
+    inside = ops.maximum(ops.sum(disks), 1.0)
+    offsets = ops.sum(error * disks) / inside / conf["radius"]
+    return pixel_crossentropy(labels, outputs) + offsets
+
+
+MAP_DEFAULTS = {"map_stride": 1, "integral": 0.0}
 
 HEADS = {
     "fc": Head(
         summary="a dense layer regressing the 42 coordinates",
         outputs=fc_outputs,
         loss=joint_mse,
+        defaults={"centred": True},  # the bias starts at the image centre
     ),
     "classification": Head(
         summary="per-pixel classification of disks around each joint",
         outputs=_map_outputs("sigmoid"),
         target=disk_targets,
-        loss=pixel_crossentropy,
-        defaults={"radius": 16.0},  # disk radius, crop pixels
+        loss=_with_integral(pixel_crossentropy),
+        defaults={"radius": 16.0, **MAP_DEFAULTS},  # disk radius, input pixels
     ),
     "scoremap": Head(
         summary="L2 regression of Gaussian score maps around each joint",
         outputs=_map_outputs("linear"),
         target=gaussian_targets,
-        loss=pixel_l2,
-        defaults={"sigma2": 100.0},  # variance of the Gaussians, crop pixels^2
+        loss=_with_integral(pixel_l2),
+        defaults={"sigma2": 100.0, **MAP_DEFAULTS},  # Gaussian variance, pixels^2
+    ),
+    "offsets": Head(
+        summary="a coarse disk map plus per-pixel offsets to each joint, decoded "
+        "as the best pixel plus its offset",
+        outputs=offsets_outputs,
+        target=offset_targets,
+        loss=offsets_loss,
+        defaults={"radius": 12.0, "map_stride": 4},  # disk radius, input pixels
     ),
 }

@@ -1,6 +1,7 @@
 """Keras layers and blocks of hjr's networks (imported only when a model is built).
 
 - Expectation: maps -> keypoints by soft-argmax (hjr.codec).
+- ArgmaxOffsets: maps and offsets -> keypoints, the best pixel plus its offset.
 - UpsampledConv: bilinear upsampling then a convolution, computed cheaply.
 - CaffePreprocess: the input of keras' ResNet v1.
 - tiny_features: the small CNN of the `tiny` backbone.
@@ -14,17 +15,44 @@ from . import codec
 
 @keras.saving.register_keras_serializable(package="hjr")
 class Expectation(keras.layers.Layer):
-    """Maps [B, H, W, 21] -> keypoints [B, 21, 2] by soft-argmax (hjr.codec)."""
+    """Maps [B, H, W, 21] -> keypoints [B, 21, 2] by soft-argmax (hjr.codec), in
+    image pixels: `stride` image pixels per map pixel."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, stride=1, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        self.stride = stride
 
     def call(self, maps):
-        return codec.expectation(maps)
+        return codec.expectation(maps) * float(self.stride)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1], 2)
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}
+
+
+@keras.saving.register_keras_serializable(package="hjr")
+class ArgmaxOffsets(keras.layers.Layer):
+    """[maps [B, s, s, 21], offsets [B, s, s, 21, 2]] -> keypoints [B, 21, 2] in
+    image pixels: each map's highest pixel's centre plus its offset (hjr.codec);
+    `stride` image pixels per map pixel."""
+
+    def __init__(self, stride=1, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.stride = stride
+
+    def call(self, inputs):
+        maps, offsets = inputs
+        return codec.argmax_offsets(maps, offsets, float(self.stride))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], input_shape[0][-1], 2)
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}
 
 
 @keras.saving.register_keras_serializable(package="hjr")

@@ -36,10 +36,10 @@ def build_model(conf: dict) -> keras.Model:
 def head_loss(conf, keypoints, outputs):
     """The head's training loss (a scalar) for labels keypoints [B, 21, 2]."""
     head = HEADS[conf["head"]]
-    labels = keypoints
+    labels = {"keypoints": keypoints}
     if head.target is not None:
-        labels = head.target(keypoints, outputs["maps"].shape[1], conf)
-    return head.loss(labels, outputs)
+        labels.update(head.target(keypoints, outputs["maps"].shape[1], conf))
+    return head.loss(labels, outputs, conf)
 
 
 class HandTrainer(keras.Model):

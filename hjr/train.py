@@ -132,13 +132,14 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
         options=_data_options(),
     )
     run_dir.mkdir(parents=True, exist_ok=True)
-    build_conf = dict(conf, weights="none") if resume else conf
+    # A resumed run loads its last checkpoint; one that stopped before its first
+    # starts as a new run does, from its initial weights (ImageNet's).
+    latest = checkpoints.latest(run_dir / "checkpoints" / "latest") if resume else None
+    build_conf = conf if latest is None else dict(conf, weights="none")
     net, trainer = build_trainer(build_conf, strategy)
-    if resume:
-        latest = checkpoints.latest(run_dir / "checkpoints" / "latest")
-        if latest is not None:
-            with strategy.scope():
-                checkpoints.restore(latest, net, trainer.optimizer)
+    if latest is not None:
+        with strategy.scope():
+            checkpoints.restore(latest, net, trainer.optimizer)
     save_config(conf, run_dir)
     _record_environment(run_dir, strategy)
     if not (run_dir / "baseline.json").exists():

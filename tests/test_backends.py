@@ -33,15 +33,21 @@ for name, maps in [
     out[name] = ops.convert_to_numpy(codec.expectation(maps)).tolist()
 for name, fn in metrics.METRICS.items():
     out[name] = ops.convert_to_numpy(fn(keypoints, guess)).tolist()
+offsets = codec.offset_maps(keypoints, 32)
+out["offsets"] = ops.convert_to_numpy(offsets[:, ::5, ::5]).tolist()
+out["argmax_offsets"] = ops.convert_to_numpy(
+    codec.argmax_offsets(codec.disk_maps(keypoints / 4, 32, 3.0), offsets * 4, 4.0)
+).tolist()
 for name, head in HEADS.items():
     conf = configure("quick", {"head": name})
-    labels = keypoints
+    labels = {"keypoints": keypoints}
     outputs = {"keypoints": guess}
     if head.target is not None:
-        labels = head.target(keypoints, 128, conf)
-        predicted = head.target(guess, 128, conf)
-        outputs["maps"] = ops.clip(predicted, 0.01, 0.99)
-    out["loss_" + name] = float(ops.convert_to_numpy(head.loss(labels, outputs)))
+        labels.update(head.target(keypoints, 32, conf))
+        outputs.update(head.target(guess, 32, conf))
+        outputs["maps"] = ops.clip(outputs["maps"], 0.01, 0.99)
+    loss = head.loss(labels, outputs, conf)
+    out["loss_" + name] = float(ops.convert_to_numpy(loss))
 out["tensorflow_imported"] = any(m.split(".")[0] == "tensorflow" for m in sys.modules)
 print(json.dumps(out))
 """
@@ -70,6 +76,7 @@ def test_the_core_gives_the_same_numbers_on_jax_without_tensorflow(
             continue
         np.testing.assert_allclose(jax[key], value, rtol=1e-4, atol=1e-3, err_msg=key)
     np.testing.assert_allclose(jax["gaussian"], keypoints, atol=0.01)
+    np.testing.assert_allclose(jax["argmax_offsets"], keypoints, atol=1e-3)
     assert {f"loss_{name}" for name in HEADS} <= set(jax)
     assert all(jax[f"loss_{name}"] > 0 for name in HEADS)
 

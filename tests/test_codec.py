@@ -52,6 +52,48 @@ def test_disk_radius_and_gaussian_peak():
     np.testing.assert_allclose(gauss[63:65, 63:65], np.exp(-0.5 / 200), rtol=1e-5)
 
 
+@pytest.mark.parametrize("stride", [1, 4])
+def test_offsets_round_trip_exactly_at_any_stride(stride):
+    """The offsets head's targets (hjr.heads) decode to the keypoints: the disk's
+    best pixel plus the offset there, to float rounding, at stride 1 and 4."""
+    from hjr.config import configure
+    from hjr.heads import HEADS
+
+    keypoints = inner_keypoints(1)
+    conf = configure("quick", {"head": "offsets", "map_stride": stride})
+    target = HEADS["offsets"].target(keypoints, SIZE // stride, conf)
+    decoded = codec.argmax_offsets(target["maps"], target["offsets"], stride)
+    np.testing.assert_allclose(decoded, keypoints, atol=1e-4)
+
+
+def test_argmax_offsets_takes_the_best_pixel_and_its_offset():
+    maps = np.zeros((1, 8, 8, 21), np.float32)
+    offsets = np.zeros((1, 8, 8, 21, 2), np.float32)
+    maps[0, 2, 5, :] = 0.9  # row 2, column 5: centre (5.5, 2.5) map pixels
+    maps[0, 6, 1, 3] = 0.95  # joint 3 peaks elsewhere
+    offsets[0, 2, 5, :] = [1.0, -2.0]  # image pixels
+    decoded = codec.argmax_offsets(maps, offsets, 4.0).numpy()[0]
+    np.testing.assert_allclose(decoded[0], [5.5 * 4 + 1, 2.5 * 4 - 2])
+    np.testing.assert_allclose(decoded[3], [1.5 * 4, 6.5 * 4])
+
+
+@pytest.mark.parametrize(
+    "head, tolerance", [("scoremap", 0.2), ("classification", 1.0)]
+)
+def test_coarse_maps_decode_to_input_pixels(head, tolerance):
+    """Map heads at map_stride 4: targets at 32x32, soft-argmax scaled back."""
+    from hjr.config import configure
+    from hjr.heads import HEADS
+    from hjr.layers import Expectation
+
+    keypoints = inner_keypoints(40)
+    conf = configure("quick", {"head": head, "map_stride": 4})
+    maps = HEADS[head].target(keypoints, SIZE // 4, conf)["maps"]
+    assert tuple(maps.shape) == (3, 32, 32, 21)
+    decoded = Expectation(4)(maps).numpy()
+    np.testing.assert_allclose(decoded, keypoints, atol=tolerance)
+
+
 def test_metrics_on_hand_computed_cases():
     truth = np.zeros((2, 21, 2), np.float32)
     pred = truth.copy()

@@ -225,3 +225,31 @@ def test_export_bad_inputs(trained, tmp_path, capsys):
     )
     assert "not a run folder" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_offsets_head_trains_predicts_with_tta_and_exports(tmp_path):
+    """The refinement head end to end: a short run, `hjr predict` with TTA, and a
+    SavedModel that serves the same keypoints (and its coarse maps and offsets)."""
+    import tensorflow as tf
+
+    data_dir = tmp_path / "prepared"
+    run = train_small_run(tmp_path / "run", data_dir, head="offsets", steps=4)
+    common = ["--data", SMALL_SYNTHETIC, "--data-dir", str(data_dir)]
+    csv = tmp_path / "offsets.csv"
+    argv = ["predict", "--model", str(run), *common, "--tta", "--out", str(csv)]
+    assert main(argv) == 0
+    ids, from_run = read_keypoints_csv(csv)
+    assert from_run.shape == (8, 21, 2) and np.isfinite(from_run).all()
+    assert (from_run >= 0).all() and (from_run <= 128).all()
+    out = tmp_path / "exported"
+    assert main(["export", "--model", str(run), "--out", str(out), "--tta"]) == 0
+    batch = next(
+        iter(make_dataset(parse_source(SMALL_SYNTHETIC), "test", 8, data_dir=data_dir))
+    )
+    model = tf.saved_model.load(str(out))
+    served = model.signatures["serving_default"](images=batch["image"])["keypoints"]
+    rows = np.searchsorted(ids, batch["id"].numpy())
+    np.testing.assert_allclose(served.numpy(), from_run[rows], atol=2e-3)
+    plain = model.signatures["plain"](images=batch["image"])
+    assert plain["maps"].shape == (8, 32, 32, 21)
+    assert plain["offsets"].shape == (8, 32, 32, 21, 2)

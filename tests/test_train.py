@@ -10,7 +10,7 @@ from conftest import SMALL_SYNTHETIC
 
 from hjr import checkpoints
 from hjr.cli import main
-from hjr.config import configure, save_config
+from hjr.config import complete, configure, save_config
 from hjr.heads import HEADS
 from hjr.model import HandTrainer, build_model
 from hjr.train import load_network, run, train
@@ -32,12 +32,16 @@ def fixed_batch(batch=8, seed=0):
 
 @pytest.mark.parametrize("head", HEADS)
 def test_output_shapes(head):
-    net = build_model({"head": head, "backbone": "tiny", "weights": "none"})
+    conf = complete({"head": head, "backbone": "tiny", "weights": "none"})
+    net = build_model(conf)
     images, _ = fixed_batch(2)
     out = net(images.astype(np.float32))
     assert out["keypoints"].shape == (2, 21, 2)
     if head != "fc":
-        assert out["maps"].shape == (2, 128, 128, 21)
+        side = 128 // conf["map_stride"]
+        assert out["maps"].shape == (2, side, side, 21)
+    if head == "offsets":
+        assert out["offsets"].shape == (2, side, side, 21, 2)
 
 
 @pytest.mark.parametrize("head", HEADS)
