@@ -55,17 +55,19 @@ def flag_line(error: UserError) -> str:
     return error.describe(flag)
 
 
-def _add_data_flags(parser, given_only=False):
-    """--data, --crop, --data-dir; given_only: None where not given (train)."""
+def _add_data_flags(parser, given_only=False, crop=True):
+    """--data, --crop (unless crop is False), --data-dir; given_only: None where
+    not given (train)."""
     parser.add_argument(
         "--data", default=None if given_only else "synthetic", help=DATA_HELP
     )
-    parser.add_argument(
-        "--crop",
-        choices=CHOICES["crop"],
-        default=None if given_only else "biased",
-        help="crop of the train and validation splits (default biased)",
-    )
+    if crop:
+        parser.add_argument(
+            "--crop",
+            choices=CHOICES["crop"],
+            default=None if given_only else "biased",
+            help="crop of the train and validation splits (default biased)",
+        )
     parser.add_argument(
         "--data-dir",
         default=None,
@@ -291,6 +293,37 @@ def _add_model_commands(commands):
     )
     demo.add_argument("--steps", type=_positive, help="training steps (default 2400)")
 
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="train and score the paper's ablations: a table and a chart",
+        description="Train and score the paper's configurations (the fc head's crop, "
+        "augmentation and TTA ablation, then every head) on a source; writes "
+        "reproduce.md, reproduce.png and results.json in --out, the runs in "
+        "--out/runs. Again in the same folder: finished rows are skipped and an "
+        "interrupted run continues; another --data, --preset or --steps than the "
+        "folder's table is refused.",
+    )
+    _add_data_flags(reproduce, crop=False)
+    reproduce.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="settings of every run (default the table's in --out, else paper)",
+    )
+    reproduce.add_argument(
+        "--steps",
+        type=_positive,
+        help="training steps per run (default the table's, else the preset's)",
+    )
+    reproduce.add_argument(
+        "--heads",
+        type=_heads,
+        help="only the rows of these heads, comma-separated, some of "
+        f"{','.join(HEADS)} (default all)",
+    )
+    reproduce.add_argument(
+        "--out", default="reproduce", help="output folder (default reproduce/)"
+    )
+
 
 TRAIN_KEYS = (
     "head",
@@ -478,6 +511,12 @@ def _run(args, verbose):
         from .demo import demo
 
         demo(args.out, args.data, args.head, args.steps, args.crop, args.data_dir)
+    elif args.command == "reproduce":
+        from .reproduce import reproduce
+
+        reproduce(
+            args.out, args.data, args.preset, args.steps, args.data_dir, args.heads
+        )
     elif args.command == "browse":
         from .browse import browse
 

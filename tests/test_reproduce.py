@@ -1,0 +1,133 @@
+"""`hjr reproduce` end to end at two steps per run: the table, the chart, the
+stored results, skipping finished rows, finishing an interrupted run, and the
+refusals."""
+
+import json
+import math
+
+import pytest
+from conftest import SMALL_SYNTHETIC
+
+from data_pipeline.errors import UserError
+from data_pipeline.files import read_png
+from hjr.cli import main
+from hjr.heads import HEADS
+from hjr.reproduce import reproduce, table_rows
+from hjr.train import run
+
+PAPER = ("189.99", "139.07", "62.38", "47.97", "69.99", "443.42")
+
+
+def _pointers(out):
+    """{checkpoint pointer: its modification time} of every run in out."""
+    return {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/*/*.json")}
+
+
+def test_reproduce_writes_the_table_skips_finished_rows_and_resumes(
+    tmp_path, data_dir, capsys
+):
+    out = tmp_path / "reproduce"
+    rows = table_rows()
+    assert [r.label for r in rows[:6]] == [
+        "fc centered no-aug no-tta",
+        "fc biased no-aug no-tta",
+        "fc biased aug no-tta",
+        "fc biased aug tta",
+        "classification biased aug tta",
+        "scoremap biased aug tta",
+    ]
+    # A run interrupted after its first checkpoint (step 1 of 2).
+    half = out / "runs" / "classification-biased-aug"
+    overrides = dict(head="classification", data=SMALL_SYNTHETIC, steps=1)
+    run(half, "quick", dict(overrides, eval_every=1), data_dir=data_dir)
+    capsys.readouterr()
+
+    common = ["--data", SMALL_SYNTHETIC, "--data-dir", str(data_dir), "--out", str(out)]
+    assert main(["reproduce", "--preset", "quick", "--steps", "2", *common]) == 0
+    printed = capsys.readouterr().out
+    for n, row in enumerate(rows, 1):
+        assert f"hjr reproduce: [{n}/{len(rows)}] {row.label}: kaggle_mse" in printed
+    assert "steps 1..2" in printed  # the interrupted run continued
+    # Rows 3 and 4 (TTA off and on) share one run: 2 + one per head.
+    assert len(list(out.glob("runs/*/config.json"))) == 2 + len(HEADS)
+
+    results = json.loads((out / "results.json").read_text())
+    assert (results["data"], results["preset"], results["steps"]) == (
+        SMALL_SYNTHETIC,
+        "quick",
+        2,
+    )
+    assert set(results["rows"]) == {r.name for r in rows}
+    for result in results["rows"].values():
+        for key in ("kaggle_mse", "epe", "pck@0.2", "mean_predictor_kaggle_mse"):
+            assert math.isfinite(result[key]), key
+        assert result["count"] == 8
+    table = (out / "reproduce.md").read_text()
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    assert len(lines) == 1 + len(rows)  # the header, then a line per row
+    for line, paper in zip(lines[1:], PAPER):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[-1] == paper
+        assert all(math.isfinite(float(c)) for c in cells[5:8])
+    assert all(line.endswith("| – |") for line in lines[1 + len(PAPER) :])
+    assert f"Source `{SMALL_SYNTHETIC}`, preset `quick`" in table
+    assert "Always predicting the mean training keypoints: kaggle_mse" in table
+    assert table in printed
+    picture = out / "reproduce.png"
+    assert picture.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert read_png(picture).shape[2] == 3
+
+    # Again: every row is done, nothing is trained; the table's settings are kept.
+    before = _pointers(out)
+    assert main(["reproduce", *common]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(": done before, kaggle_mse") == len(rows)
+    assert "hjr: training" not in printed
+    assert _pointers(out) == before
+
+    # A row lost after its run finished (e.g. killed while scoring) is scored
+    # again, its run kept as it is; only the rows asked for run.
+    del results["rows"]["scoremap-biased-aug-tta"]
+    (out / "results.json").write_text(json.dumps(results))
+    finished = reproduce(
+        out, SMALL_SYNTHETIC, data_dir=data_dir, heads=["scoremap", "classification"]
+    )
+    printed = capsys.readouterr().out
+    assert "already trained 2 of 2 steps" in printed
+    assert "[2/2] scoremap biased aug tta: kaggle_mse" in printed
+    assert [r["name"] for r in finished] == [r.name for r in rows]
+    assert _pointers(out) == before
+
+    # Another table in the same folder: refused in one line naming the flag.
+    for flags, named in [
+        (["--steps", "3"], "--steps 3: the table in"),
+        (["--preset", "paper"], "--preset paper: the table in"),
+    ]:
+        assert main(["reproduce", *flags, *common]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"hjr: error: {named}") and err.count("\n") == 1
+    with pytest.raises(UserError, match="data 'synthetic': the table in") as error:
+        reproduce(out, "synthetic", data_dir=data_dir)
+    assert error.value.key == "data"
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--preset", "huge"], "argument --preset: invalid choice"),
+        (["--steps", "0"], "argument --steps: expected a positive whole number"),
+        (["--heads", "fc,mlp"], "argument --heads: expected some of"),
+        (["--crop", "centered"], "unrecognized arguments: --crop"),
+    ],
+)
+def test_bad_flags_are_one_line(flags, named, tmp_path, capsys):
+    assert main(["reproduce", "--out", str(tmp_path / "out"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert named in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_python_api_checks_heads(tmp_path):
+    with pytest.raises(UserError, match="heads 'mlp': expected some of fc"):
+        reproduce(tmp_path / "out", heads=["mlp"])
+    assert not (tmp_path / "out").exists()
