@@ -3,6 +3,8 @@
 One function for training and evaluation (`training` switch). Batches are dicts:
     image: uint8 [B, 128, 128, 3] RGB
     keypoints: float32 [B, 21, 2] (x = column, y = row, crop pixels)
+    visible: bool [B, 21], whether each joint is visible (all True for the
+        competition's files, which say nothing about it; tfds_builders)
     id: int64 [B], the sample's index in its source split
     draws: float32 [B, 4] uniform in [0, 1), training batches only: the random
         numbers of the training augmentation (batch_draws)
@@ -11,6 +13,7 @@ Augmentation is not done here: it runs on the batch on the accelerator
 and only maps each sample's draws to its parameters.
 """
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -35,6 +38,12 @@ def open_split(source: Source, split: str, crop: str = "biased", data_dir=None):
 def is_labelled(builder, split: str) -> bool:
     """Whether a split's keypoints are real labels (the competition's test is not)."""
     return split in builder.LABELLED_SPLITS
+
+
+def has_visibility(builder) -> bool:
+    """Whether a source's `visible` tells visible and hidden joints apart (the
+    competition's files do not: their joints are all marked visible)."""
+    return builder.HAS_VISIBILITY
 
 
 def batch_draws(seed, step, batch_size) -> tf.Tensor:
@@ -86,3 +95,32 @@ def make_dataset(
     if options is not None:
         ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def read_split(
+    source: Source, split: str, keys, ids=None, crop: str = "biased", data_dir=None
+) -> dict:
+    """Some features of one split's samples as NumPy arrays {key: [N, ...]}, rows
+    sorted by id; where `ids` are given, only those samples, in that order (UserError
+    for an id the split lacks). One pass over the prepared split."""
+    names = ("id", *(k for k in keys if k != "id"))
+    ds = make_dataset(source, split, 256, crop=crop, data_dir=data_dir)
+    ds = ds.map(lambda batch: {k: batch[k] for k in names})
+    wanted = None if ids is None else np.asarray(ids, np.int64).reshape(-1)
+    spec = ds.element_spec
+    parts = {
+        k: [np.zeros((0, *spec[k].shape[1:]), spec[k].dtype.as_numpy_dtype)]
+        for k in names
+    }
+    for batch in ds.as_numpy_iterator():
+        keep = slice(None) if wanted is None else np.isin(batch["id"], wanted)
+        for k in names:
+            parts[k].append(batch[k][keep])
+    found = {k: np.concatenate(v) for k, v in parts.items()}
+    order = np.argsort(found["id"], kind="stable")
+    if wanted is not None:
+        missing = wanted[~np.isin(wanted, found["id"])]
+        if len(missing):
+            raise UserError(f"{source} {split}: no sample with id {missing[0]}")
+        order = order[np.searchsorted(found["id"], wanted, sorter=order)]
+    return {k: found[k][order] for k in keys}

@@ -6,7 +6,9 @@ RHD_published_v2/<split>/mask/%05d.png         labels: 2..17 left hand, 18..33 r
 
 One hand per frame, as the dataset authors' loader does: the hand with more mask pixels
 (left only if strictly more). Its 21 keypoints are uv_vis[:21, :2] (left) or
-uv_vis[21:, :2] (right), in RHD's joint order (see data_pipeline/keypoints.py).
+uv_vis[21:, :2] (right), in RHD's joint order (see data_pipeline/keypoints.py), and
+its joints' visibility the same rows' flag, visible where uv_vis[:, 2] == 1 (the test
+of the dataset authors' loader).
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class RhdReader:
         sample_id: int, the RHD id (file name %05d.png)
         image: uint8 [320, 320, 3] RGB
         keypoints: float32 [21, 2] of the chosen hand, pixels (x = column, y = row)
+    samples(ids, visibility=True) adds visible: bool [21], the chosen hand's flags.
     len() counts the annotated frames, including the ones skipped while iterating.
     skipped: [(sample_id, reason)] of frames whose chosen hand has a joint that is NaN
         or outside [0, 320); reset at the start of each pass.
@@ -129,20 +132,25 @@ class RhdReader:
     def __iter__(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         return self.samples()
 
-    def samples(self, ids=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Like iterating, but only the given ids (all when None)."""
+    def samples(self, ids=None, visibility: bool = False) -> Iterator[tuple]:
+        """Like iterating, but only the given ids (all when None); with
+        `visibility`, each sample also carries its joints' flags, bool [21]."""
         self.skipped = []
         wanted = sorted(self.uv_vis) if ids is None else sorted(int(i) for i in ids)
         for sample_id in wanted:
             image = self.read_image(sample_id)
             hand = choose_hand(self.read_mask(sample_id))
             uv = self.uv_vis[sample_id]
-            keypoints = uv[:NUM_JOINTS, :2] if hand == "left" else uv[NUM_JOINTS:, :2]
+            uv = uv[:NUM_JOINTS] if hand == "left" else uv[NUM_JOINTS:]
+            keypoints = uv[:, :2]
             reason = _outside_frame(keypoints, hand)
             if reason:
                 self.skipped.append((sample_id, reason))
                 continue
-            yield sample_id, image, keypoints.copy()
+            if visibility:
+                yield sample_id, image, keypoints.copy(), uv[:, 2] == 1
+            else:
+                yield sample_id, image, keypoints.copy()
 
     def read_image(self, sample_id: int) -> np.ndarray:
         """The colour frame, uint8 [320, 320, 3] RGB."""

@@ -5,6 +5,16 @@ rolled, mirrored for left hands, projected orthographically and drawn with OpenC
 a random textured background. Keypoints follow RHD's order (see `keypoints.py`) and
 sit exactly on the drawn joints: each finger segment is a capsule between two joints,
 each non-tip joint carries a dark crease, each tip a light nail.
+
+Visibility (`render_hand_with_visibility`, `part_map`): the hand's parts are drawn
+far to near (forearm, the fingers curled behind the palm, palm, the other fingers,
+each finger base to tip), so a part can hide another. The same parts, in the same
+order and with the same outlines, drawn without anti-aliasing into a map of part
+ids give the part on top at every pixel. A joint is visible when the part on top at
+its pixel is one it belongs to: the wrist to the palm and the forearm; a finger
+joint to the one or two segments of its finger that meet at it, a finger's base
+joint also to the palm. Otherwise another part (a finger, the palm) covers it.
+Nothing else covers the hand: the background is drawn first.
 """
 
 import cv2
@@ -22,6 +32,7 @@ default_conf = {
     "palm_facing_prob": 0.5,  # chance the palm, not the back, faces the camera
     "spread": (-0.5, 1.8),  # factor on the fingers' nominal splay
     "thumb_angle": (-65.0, -20.0),  # thumb direction from the middle finger, degrees
+    "grip": (0.0, 1.0),  # range of u, the hand's grip being u**2 (0 open, 1 fist)
     "curl_noise": 0.3,  # per-finger deviation of the curl from the hand's grip
     "wrist_bend": 30.0,  # largest bend of the forearm out of the palm plane, degrees
     "skin_dark": (90, 55, 35),  # RGB of the darkest skin tone
@@ -72,6 +83,28 @@ _PALM = np.array(  # [10, 2] palm outline around the wrist (0, 0) and the bases
 )
 _SHAPE_ODDS = (0.2, 0.2, 0.18, 0.22, 0.14, 0.06)  # rectangle .. stripes, see _shape
 
+# Part ids of part_map: 0 is no part; finger f's segment j (0 base .. 2 tip) is
+# FINGER_PARTS + 3 * f + j.
+FOREARM, PALM, FINGER_PARTS = 1, 2, 3
+
+
+def _joint_parts() -> tuple:
+    """The part ids each joint (RHD order) belongs to: see the module docstring."""
+    parts = [(FOREARM, PALM)]
+    for f in range(5):
+        segment = [FINGER_PARTS + 3 * f + j for j in range(3)]
+        # RHD order runs tip -> base: tip, the two middle joints, base.
+        parts += [
+            (segment[2],),
+            (segment[1], segment[2]),
+            (segment[0], segment[1]),
+            (PALM, segment[0]),
+        ]
+    return tuple(parts)
+
+
+JOINT_PARTS = _joint_parts()
+
 
 def render_hand(seed: int, index: int, conf: dict = None) -> tuple:
     """One synthetic frame, deterministic in (seed, index).
@@ -80,6 +113,21 @@ def render_hand(seed: int, index: int, conf: dict = None) -> tuple:
     (x = column, y = row, pixel i covering [i, i+1)); every keypoint lies at least
     `margin` (10 px by default) inside the frame. `conf` overrides `default_conf`.
     """
+    image, pose = _render(seed, index, conf)
+    return image, pose["keypoints"]
+
+
+def render_hand_with_visibility(seed: int, index: int, conf: dict = None) -> tuple:
+    """render_hand's (image, keypoints) and visible: bool [21], which joints no
+    other part of the hand covers (see the module docstring). A function of the
+    pose alone, so of (seed, index) and the pose's settings in `conf`; also given
+    with draw_hand False (the joints the hand would show)."""
+    image, pose = _render(seed, index, conf)
+    return image, pose["keypoints"], joint_visibility(pose)
+
+
+def _render(seed: int, index: int, conf: dict) -> tuple:
+    """(image, pose) of render_hand."""
     conf = {**default_conf, **(conf or {})}
     hand_rng = np.random.default_rng([seed, index, 1])
     background_rng = np.random.default_rng([seed, index, 2])
@@ -95,7 +143,7 @@ def render_hand(seed: int, index: int, conf: dict = None) -> tuple:
         grain = grain.reshape(FRAME_SIZE, FRAME_SIZE)
         grain = cv2.convertScaleAbs(grain, alpha=amplitude / 255)
         image = op(image, cv2.cvtColor(grain, cv2.COLOR_GRAY2RGB))
-    return image, pose["keypoints"]
+    return image, pose
 
 
 def _sample_pose(rng: np.random.Generator, conf: dict) -> dict:
@@ -111,7 +159,7 @@ def _sample_pose(rng: np.random.Generator, conf: dict) -> dict:
     direction = np.stack([np.sin(angle), -np.cos(angle), zeros], 1)
     normal = np.stack([zeros, zeros, np.ones(5)], 1)
     normal[0] = np.array([np.cos(angle[0]), np.sin(angle[0]), 0.8]) / np.sqrt(1.64)
-    grip = rng.random() ** 2
+    grip = rng.uniform(*conf["grip"]) ** 2
     curl = np.clip(grip + rng.normal(0, conf["curl_noise"], 5), 0, 1)
     flexion = curl[:, None] * _FLEX_MAX + np.radians(rng.uniform(-10, 10, (5, 3)))
     total = np.cumsum(flexion, 1)[..., None]
@@ -185,43 +233,66 @@ def _skin(conf: dict, tone: float) -> np.ndarray:
     return dark + (light - dark) * tone
 
 
+def _layers(pose: dict) -> list:
+    """The hand's parts in drawing order, far to near: "forearm", the fingers
+    (0 thumb .. 4 little) curled behind the palm, "palm", the other fingers."""
+    order, split = pose["order"], pose["behind_palm"]
+    return ["forearm", *order[:split], "palm", *order[split:]]
+
+
+def _outline(pose: dict) -> int:
+    """Outline thickness of the palm and the forearm, px."""
+    return max(1, int(round(pose["radii"].max() / 5)))
+
+
 def _draw_hand(image: np.ndarray, pose: dict, rng: np.random.Generator, conf: dict):
     """Draws forearm, palm and fingers of `pose` into image uint8 [H, W, 3] in place."""
     jitter = rng.uniform(-1, 1, 3) * conf["colour_jitter"]
     skin = np.clip(_skin(conf, rng.random()) + jitter, 0, 255)
     sleeve = rng.uniform(0, 255, 3) if rng.random() < conf["sleeve_prob"] else skin
-    outline = max(1, int(round(pose["radii"].max() / 5)))
-    forearm = np.array(_fixed(pose["forearm"]), np.int32)
-    cv2.fillConvexPoly(image, forearm, tuple(sleeve), _AA, _SHIFT)
-    cv2.polylines(image, [forearm], True, tuple(sleeve * 0.55), outline, _AA, _SHIFT)
     shades = rng.uniform(0.9, 1.08, 6)
-    order, split = pose["order"], pose["behind_palm"]
-    for f in order[:split]:
-        _draw_finger(image, pose["chains"][f], pose["radii"][f], skin * shades[f])
-    palm = np.array(_fixed(pose["palm"]), np.int32)
-    cv2.fillPoly(image, [palm], tuple(np.clip(skin * shades[5], 0, 255)), _AA, _SHIFT)
-    cv2.polylines(image, [palm], True, tuple(skin * 0.55), outline, _AA, _SHIFT)
-    for f in order[split:]:
-        _draw_finger(image, pose["chains"][f], pose["radii"][f], skin * shades[f])
+    outline = _outline(pose)
+    for layer in _layers(pose):
+        if layer == "forearm":
+            forearm = np.array(_fixed(pose["forearm"]), np.int32)
+            cv2.fillConvexPoly(image, forearm, tuple(sleeve), _AA, _SHIFT)
+            dark = tuple(sleeve * 0.55)
+            cv2.polylines(image, [forearm], True, dark, outline, _AA, _SHIFT)
+        elif layer == "palm":
+            palm = np.array(_fixed(pose["palm"]), np.int32)
+            colour = tuple(np.clip(skin * shades[5], 0, 255))
+            cv2.fillPoly(image, [palm], colour, _AA, _SHIFT)
+            cv2.polylines(image, [palm], True, tuple(skin * 0.55), outline, _AA, _SHIFT)
+        else:
+            chain, radii = pose["chains"][layer], pose["radii"][layer]
+            _draw_finger(image, chain, radii, skin * shades[layer])
+
+
+def _capsules(chain: np.ndarray, radii: np.ndarray) -> tuple:
+    """A finger's three capsules as cv2 draws them: (starts, ends) fixed-point
+    points [3], widths [3] and the outline thickness (px) around each. The last
+    capsule stops short so the tip sits inside its cap."""
+    steps = np.diff(chain, axis=0)
+    units = _unit(steps)
+    ends = chain[1:].copy()
+    ends[2] -= units[2] * min(0.6 * radii[2], 0.5 * np.linalg.norm(steps[2]))
+    widths = [max(2, int(round(2 * r))) for r in radii]
+    return _fixed(chain[:3]), _fixed(ends), widths, max(1, int(round(radii[0] / 5)))
 
 
 def _draw_finger(image: np.ndarray, chain: np.ndarray, radii: np.ndarray, skin):
     """One finger: chain float [4, 2] base -> tip (px), radii float [3] (px).
 
-    Three shaded capsules with dark outlines, a crease across each non-tip joint and
-    a nail near the tip; the last capsule stops short so the tip sits inside its cap.
+    Three shaded capsules with dark outlines (_capsules), a crease across each
+    non-tip joint and a nail near the tip.
     """
     skin = np.clip(skin, 0, 255)
     dark, light = tuple(skin * 0.55), tuple(skin + (255 - skin) * 0.3)
     steps = np.diff(chain, axis=0)
     lengths = np.linalg.norm(steps, axis=1)
     units = _unit(steps)
-    ends = chain[1:].copy()
-    ends[2] -= units[2] * min(0.6 * radii[2], 0.5 * lengths[2])
-    starts, ends = _fixed(chain[:3]), _fixed(ends)
-    outline = max(1, int(round(radii[0] / 5)))
-    for j in range(3):
-        width = max(2, int(round(2 * radii[j])))
+    starts, ends, widths, outline = _capsules(chain, radii)
+    for j, width in enumerate(widths):
         cv2.line(image, starts[j], ends[j], dark, width + 2 * outline, _AA, _SHIFT)
         cv2.line(image, starts[j], ends[j], tuple(skin), width, _AA, _SHIFT)
         if width >= 6:
@@ -236,6 +307,43 @@ def _draw_finger(image: np.ndarray, chain: np.ndarray, radii: np.ndarray, skin):
     angle = np.degrees(np.arctan2(units[2, 1], units[2, 0]))
     nail = tuple(skin * 0.45 + np.array([250, 210, 205]) * 0.55)
     cv2.ellipse(image, centre, axes, angle, 0, 360, nail, -1, _AA, _SHIFT)
+
+
+def part_map(pose: dict) -> np.ndarray:
+    """uint8 [320, 320]: the id of the hand part on top at each pixel (0: none,
+    FOREARM, PALM, FINGER_PARTS + 3 * finger + segment), the parts drawn as in the
+    colour image (same order, shapes and outlines) without anti-aliasing."""
+    parts = np.zeros((FRAME_SIZE, FRAME_SIZE), np.uint8)
+    outline = _outline(pose)
+    for layer in _layers(pose):
+        if layer in ("forearm", "palm"):
+            polygon = np.array(_fixed(pose[layer]), np.int32)
+            if layer == "forearm":  # as _draw_hand fills them
+                part = FOREARM
+                cv2.fillConvexPoly(parts, polygon, part, cv2.LINE_8, _SHIFT)
+            else:
+                part = PALM
+                cv2.fillPoly(parts, [polygon], part, cv2.LINE_8, _SHIFT)
+            cv2.polylines(parts, [polygon], True, part, outline, cv2.LINE_8, _SHIFT)
+            continue
+        starts, ends, widths, rim = _capsules(
+            pose["chains"][layer], pose["radii"][layer]
+        )
+        for j, width in enumerate(widths):
+            part = FINGER_PARTS + 3 * layer + j
+            cv2.line(
+                parts, starts[j], ends[j], part, width + 2 * rim, cv2.LINE_8, _SHIFT
+            )
+    return parts
+
+
+def joint_visibility(pose: dict) -> np.ndarray:
+    """bool [21], RHD order: whether the part on top at each joint's pixel (part_map)
+    is one the joint belongs to (JOINT_PARTS)."""
+    parts = part_map(pose)
+    cols, rows = np.floor(pose["keypoints"]).astype(int).T
+    on_top = parts[rows, cols]
+    return np.array([p in own for p, own in zip(on_top, JOINT_PARTS)])
 
 
 def _background(rng: np.random.Generator, conf: dict) -> np.ndarray:

@@ -1,9 +1,15 @@
 """TensorFlow Datasets builders for the three sources of hands.
 
 Each builder stores 128x128 crops, cut once at preparation, as raw uint8 bytes
-(no PNG to decode), their keypoints in crop pixels and the sample's index in its
-source split (`id`). One builder config per crop mode; the test split is always
-cut with the biased crop, as the competition's test set was.
+(no PNG to decode), their keypoints in crop pixels, which joints are visible
+(`visible`) and the sample's index in its source split (`id`). One builder config
+per crop mode; the test split is always cut with the biased crop, as the
+competition's test set was.
+
+Visibility: synthetic hands mark the joints that another part of the hand covers
+(data_pipeline.synthetic), RHD keeps its annotation's flags (data_pipeline.rhd), and
+the competition's files have none: every joint of theirs is marked visible, so a
+kaggle source gives no split into visible and hidden joints.
 
 Splits: `train`, `validation` (held out of the source's training data by a seeded
 shuffle, 480 samples by default, as the paper) and `test`. A source with no more
@@ -68,13 +74,17 @@ def hold_out(count: int, num_validation: int, seed: int, where: str):
 
 
 class _HandBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "`visible`: bool [21], whether each joint is visible.",
+    }
     BUILDER_CONFIGS = [
         HandConfig(name="biased", crop="biased"),
         HandConfig(name="centered", crop="centered"),
     ]
     LABELLED_SPLITS = ("train", "validation", "test")
+    HAS_VISIBILITY = True  # whether `visible` tells hidden joints apart
 
     def _info(self):
         features = {
@@ -88,6 +98,11 @@ class _HandBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 shape=(NUM_JOINTS, 2),
                 dtype=np.float32,
                 doc="x = column, y = row in crop pixels; zeros where unlabelled",
+            ),
+            "visible": tfds.features.Tensor(
+                shape=(NUM_JOINTS,),
+                dtype=np.bool_,
+                doc="joint not covered (synthetic, RHD's flag); all True for kaggle",
             ),
             "id": tfds.features.Scalar(dtype=np.int64, doc="index in source split"),
         }
@@ -107,10 +122,15 @@ class _HandBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         pass
 
     def _crops(self, samples, crop):
-        """Examples from (id, frame, keypoints) samples cut with `crop`."""
-        for index, image, keypoints in samples:
+        """Examples from (id, frame, keypoints, visible) samples cut with `crop`."""
+        for index, image, keypoints, visible in samples:
             patch, local = crop_hand(image, keypoints, crop)
-            yield int(index), {"image": patch, "keypoints": local, "id": int(index)}
+            yield int(index), {
+                "image": patch,
+                "keypoints": local,
+                "visible": visible,
+                "id": int(index),
+            }
 
     def _note_held_out(self, held):
         """Record how many samples `hold_out` gave to validation (0 for None)."""
@@ -143,12 +163,16 @@ class HjrSynthetic(_HandBuilder):
 
     def _generate_examples(self, indices, offset, crop):
         seed = self.builder_config.seed
-        frames = ((i, *synthetic.render_hand(seed, offset + int(i))) for i in indices)
+        frames = (
+            (i, *synthetic.render_hand_with_visibility(seed, offset + int(i)))
+            for i in indices
+        )
         yield from self._crops(frames, crop)
 
 
 class HjrKaggle(_HandBuilder):
-    """The course competition's training.h5 / testing.h5."""
+    """The course competition's training.h5 / testing.h5 (no visibility in them:
+    every joint is marked visible)."""
 
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Put the competition's `training.h5` and/or `testing.h5` (Kaggle, course
@@ -156,6 +180,7 @@ class HjrKaggle(_HandBuilder):
     pass it: `hjr ... --data /path/to/folder` or `tfds build --manual_dir ...`.
     """
     LABELLED_SPLITS = ("train", "validation")
+    HAS_VISIBILITY = False
 
     def _split_generators(self, dl_manager):
         conf = self.builder_config
@@ -184,15 +209,21 @@ class HjrKaggle(_HandBuilder):
         return splits
 
     def _generate_examples(self, folder, split, indices):
+        visible = np.ones(NUM_JOINTS, bool)
         if split == "test":
             with kaggle_h5.open_kaggle(folder / "testing.h5", "test") as reader:
                 blank = np.zeros((NUM_JOINTS, 2), np.float32)
                 for index, image, _ in reader:
-                    yield index, {"image": image, "keypoints": blank, "id": index}
+                    yield index, {
+                        "image": image,
+                        "keypoints": blank,
+                        "visible": visible,
+                        "id": index,
+                    }
             return
         wanted = set(indices.tolist())
         with kaggle_h5.open_kaggle(folder / "training.h5", "train") as reader:
-            samples = reader.samples(indices)
+            samples = (sample + (visible,) for sample in reader.samples(indices))
             yield from self._crops(samples, self.builder_config.crop)
             self._note_skipped(split, [s for s in reader.skipped if s[0] in wanted])
 
@@ -200,8 +231,9 @@ class HjrKaggle(_HandBuilder):
 class HjrRhd(_HandBuilder):
     """The public Rendered Handpose Dataset (RHD v1.1, `RHD_published_v2`).
 
-    One hand per frame, the one with more mask pixels; frames whose hand has
-    joints outside the frame are skipped and counted. `evaluation` is the test split.
+    One hand per frame, the one with more mask pixels, with its joints' visibility
+    flags; frames whose hand has joints outside the frame are skipped and counted.
+    `evaluation` is the test split.
     """
 
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -231,5 +263,5 @@ class HjrRhd(_HandBuilder):
     def _generate_examples(self, root, rhd_split, split, indices):
         crop = "biased" if split == "test" else self.builder_config.crop
         with rhd.open_rhd(root, rhd_split) as reader:
-            yield from self._crops(reader.samples(indices), crop)
+            yield from self._crops(reader.samples(indices, visibility=True), crop)
             self._note_skipped(split, reader.skipped)

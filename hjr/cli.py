@@ -230,7 +230,12 @@ def _add_model_commands(commands):
     evaluate.add_argument("--split", choices=SPLITS, default="validation")
     evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True)
     evaluate.add_argument("--batch-size", type=_positive, default=64)
-    evaluate.add_argument("--json", help="write the metrics here too (and a PCK PNG)")
+    evaluate.add_argument(
+        "--json",
+        help="write the metrics here too, and beside it PNGs: <stem>.pck.png (PCK "
+        "curve), <stem>.joints.png (error per joint), <stem>.worst.png (the worst "
+        "predictions)",
+    )
 
     export = commands.add_parser("export", help="write a SavedModel for TF Serving")
     export.add_argument("--model", required=True, help="a training run folder")
@@ -396,7 +401,12 @@ def _predict(args, source):
 
 def _evaluate(args, source):
     from data_pipeline.kaggle_csv import read_keypoints_csv
-    from data_pipeline.pipeline import is_labelled, make_dataset, open_split
+    from data_pipeline.pipeline import (
+        has_visibility,
+        is_labelled,
+        open_split,
+        read_split,
+    )
 
     from . import evaluate
     from .predict import predict
@@ -405,7 +415,7 @@ def _evaluate(args, source):
     if not is_labelled(builder, args.split):
         raise UserError(f"--split {args.split}: {source} has no labels for it")
     if args.model:
-        _, predictions, labels = predict(
+        ids, predictions, _ = predict(
             args.model,
             source,
             args.split,
@@ -416,19 +426,17 @@ def _evaluate(args, source):
         )
     else:
         ids, predictions = read_keypoints_csv(args.predictions)
-        labels = {}
-        for batch in make_dataset(
-            source, args.split, 256, crop=args.crop, data_dir=args.data_dir
-        ):
-            for i, kp in zip(batch["id"].numpy(), batch["keypoints"].numpy()):
-                labels[int(i)] = kp
-        if sorted(ids.tolist()) != sorted(labels):
-            raise UserError(
-                f"--predictions {args.predictions}: {len(ids)} rows with Ids that are "
-                f"not the {count} Ids of the {args.split} split"
-            )
-        labels = np.stack([labels[int(i)] for i in ids])
-    result = evaluate.scores(predictions, labels)
+    where = dict(crop=args.crop, data_dir=args.data_dir)
+    truth = read_split(source, args.split, ("id", "keypoints", "visible"), **where)
+    if sorted(ids.tolist()) != truth["id"].tolist():
+        raise UserError(
+            f"--predictions {args.predictions}: {len(ids)} rows with Ids that are "
+            f"not the {count} Ids of the {args.split} split"
+        )
+    rows = np.searchsorted(truth["id"], ids)
+    labels = truth["keypoints"][rows]
+    visible = truth["visible"][rows] if has_visibility(builder) else None
+    result = evaluate.scores(predictions, labels, visible)
     try:  # the mean training keypoints; the split's own mean where there is none
         from .train import mean_keypoints
 
@@ -439,8 +447,17 @@ def _evaluate(args, source):
         np.broadcast_to(mean, labels.shape), labels
     )["kaggle_mse"]
     print(evaluate.table(result))
+    if visible is None:
+        print(f"hjr: {source} has no joint visibility: no visible/hidden figures")
     if args.json:
-        evaluate.write_report(args.json, result, predictions, labels)
+
+        def images(chosen):
+            return read_split(source, args.split, ("image",), chosen, **where)["image"]
+
+        paths = evaluate.write_report(
+            args.json, result, predictions, labels, ids, visible, images
+        )
+        print(f"hjr: wrote {', '.join(str(p) for p in paths)}")
 
 
 def _bench(args):

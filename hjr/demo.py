@@ -6,7 +6,10 @@ checks that it predicts what the run does. Everything goes into one folder:
 
     run/              the training run (checkpoints, history.csv, logs/)
     curves.png        training curves
-    metrics.json      validation metrics (+ metrics.pck.png), with the mean predictor
+    metrics.json      validation metrics, with the mean predictor, and beside it
+                      metrics.pck.png (PCK curve), metrics.joints.png (error per
+                      joint, visible and hidden) and metrics.worst.png (the worst
+                      predictions)
     submission.csv    test-split predictions in the Kaggle format (TTA)
     predictions/      PNGs of predicted joints (rings: labels) on test images
     saved_model/      the export (serving_default with TTA)
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipeline.pipeline import make_dataset
+from data_pipeline.pipeline import has_visibility, make_dataset, open_split, read_split
 from data_pipeline.sources import parse_source
 
 from . import evaluate
@@ -54,13 +57,23 @@ def demo(
 
     print("hjr demo: evaluating on the validation split (with TTA)")
     network = load_predictor(run_dir)  # the best checkpoint, loaded once
-    _, predictions, labels = predict(
+    ids, predictions, labels = predict(
         network, source, "validation", tta=True, crop=crop, data_dir=data_dir
     )
-    metrics = evaluate.scores(predictions, labels)
+    where = dict(crop=crop, data_dir=data_dir)
+    visible = None
+    if has_visibility(open_split(source, "validation", **where)[0]):
+        visible = read_split(source, "validation", ["visible"], ids, **where)["visible"]
+    metrics = evaluate.scores(predictions, labels, visible)
     baseline = json.loads((run_dir / "baseline.json").read_text())
     metrics["mean_predictor_kaggle_mse"] = baseline["mean_predictor_kaggle_mse"]
-    evaluate.write_report(out / "metrics.json", metrics, predictions, labels)
+
+    def images(chosen):
+        return read_split(source, "validation", ("image",), chosen, **where)["image"]
+
+    evaluate.write_report(
+        out / "metrics.json", metrics, predictions, labels, ids, visible, images
+    )
 
     print("hjr demo: predicting the test split (with TTA)")
     ids, test_predictions, _ = predict(
@@ -100,8 +113,10 @@ def _summary(out, metrics, count, difference, minutes) -> str:
         f"{metrics['kaggle_mse']:.1f} (always predicting the mean keypoints: "
         f"{metrics['mean_predictor_kaggle_mse']:.1f}), mean joint distance "
         f"{metrics['epe']:.1f} px, PCK@0.2 {metrics['pck@0.2']:.3f}, "
-        f"{auc} {metrics[auc]:.3f}",
-        f"  {out / 'metrics.json'}  metrics (PCK curve: {out / 'metrics.pck.png'})",
+        f"{auc} {metrics[auc]:.3f}{_visibility_line(metrics)}",
+        f"  {out / 'metrics.json'}  metrics (PCK curve: {out / 'metrics.pck.png'}, "
+        f"error per joint: {out / 'metrics.joints.png'}, worst predictions: "
+        f"{out / 'metrics.worst.png'})",
         f"  {out / 'submission.csv'}  {count} test predictions, Kaggle format",
         f"  {out / 'predictions'}/  predicted joints on test images",
         f"  {out / 'curves.png'}  training curves "
@@ -111,3 +126,13 @@ def _summary(out, metrics, count, difference, minutes) -> str:
         f"{out / 'saved_model'} --all",
     ]
     return "\n".join(lines)
+
+
+def _visibility_line(metrics) -> str:
+    """The mean joint distance of visible and hidden joints, where known."""
+    if metrics.get("epe_hidden") is None:
+        return ""
+    return (
+        f"; visible joints {metrics['epe_visible']:.1f} px, hidden "
+        f"({metrics['share_hidden']:.0%}) {metrics['epe_hidden']:.1f} px"
+    )

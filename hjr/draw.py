@@ -1,4 +1,4 @@
-"""Pictures: joints and bones over crops, and contact sheets."""
+"""Pictures: joints and bones over crops, contact sheets and titled grids."""
 
 import math
 
@@ -16,26 +16,27 @@ def _point(xy, scale):
     return tuple(int(round((v * scale - 0.5) * (1 << SHIFT))) for v in xy)
 
 
-def draw_keypoints(image, keypoints=None, scale=3, truth=None):
+def draw_keypoints(image, keypoints=None, scale=3, truth=None, hidden=None):
     """The image enlarged `scale` times (nearest), with bones and joints drawn.
 
     image: uint8 [S, S, 3] RGB; keypoints, truth: float [21, 2] crop pixels or None.
-    truth, when given, is drawn as small white rings under the prediction.
+    truth, when given, is drawn as small white rings under the prediction, and the
+    joints that `hidden` (bool [21]) marks as small white crosses instead.
     """
     size = image.shape[0] * scale
     canvas = cv2.resize(image, (size, size), interpolation=cv2.INTER_NEAREST)
     canvas = np.ascontiguousarray(canvas)
     if truth is not None:
-        for xy in truth:
-            cv2.circle(
-                canvas,
-                _point(xy, scale),
-                4 << SHIFT,
-                (255, 255, 255),
-                1,
-                cv2.LINE_AA,
-                SHIFT,
-            )
+        hidden = np.zeros(len(truth), bool) if hidden is None else hidden
+        white, arm = (255, 255, 255), 3 << SHIFT
+        for xy, cross in zip(truth, hidden):
+            x, y = _point(xy, scale)
+            if not cross:
+                cv2.circle(canvas, (x, y), 4 << SHIFT, white, 1, cv2.LINE_AA, SHIFT)
+                continue
+            for tilt in (arm, -arm):
+                ends = (x - arm, y - tilt), (x + arm, y + tilt)
+                cv2.line(canvas, *ends, white, 1, cv2.LINE_AA, SHIFT)
     if keypoints is None:
         return canvas
     for parent, child in BONES:
@@ -81,6 +82,34 @@ def contact_sheet(tiles, labels=(), columns=8, tile=192):
             )
         r, c = divmod(i, columns)
         sheet[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = small
+    return sheet
+
+
+def titled_grid(tiles, titles, columns, header=None, band=24, gap=4):
+    """One image of equal-sized tiles (RGB uint8 [S, S, 3]) in a grid of `columns`,
+    `gap` pixels apart, each under a dark band of `band` pixels holding its title
+    in white; `header`, when given, is a line in a band above the grid (which is
+    widened to hold it where needed)."""
+    font, font_scale = cv2.FONT_HERSHEY_SIMPLEX, 0.5
+    size = tiles[0].shape[0]
+    rows = math.ceil(len(tiles) / columns)
+    top = band if header else 0
+    width = columns * (size + gap) - gap
+    if header:
+        width = max(width, cv2.getTextSize(header, font, font_scale, 1)[0][0] + 12)
+    sheet = np.full((top + rows * (band + size), width, 3), 32, np.uint8)
+
+    def text(line, x, y):
+        white = (255, 255, 255)
+        cv2.putText(sheet, line, (x, y), font, font_scale, white, 1, cv2.LINE_AA)
+
+    if header:
+        text(header, 6, band - 7)
+    for i, (tile, title) in enumerate(zip(tiles, titles)):
+        r, c = divmod(i, columns)
+        y, x = top + r * (band + size), c * (size + gap)
+        text(title, x + 6, y + band - 7)
+        sheet[y + band : y + band + size, x : x + size] = tile
     return sheet
 
 

@@ -1,4 +1,5 @@
-"""Scores of keypoint predictions against labels, in 128-px crop pixels.
+"""Scores of keypoint predictions against labels, in 128-px crop pixels, and the
+report `hjr evaluate --json` and `hjr demo` write.
 
 - kaggle_mse: squared x and y errors of a joint summed, averaged over joints and
   images (the authors' definition); mse_per_coordinate: the mean over the 42 values.
@@ -9,6 +10,10 @@
 - auc: area under the PCK curve over absolute thresholds 0..30 px, normalised to
   0..1 (as the RHD/STB 2D benchmarks report it, there over 0..30 px too).
 - per_joint_epe: EPE per joint, RHD joint order.
+- with the joints' visibility (data_pipeline.tfds_builders): share_hidden (the
+  share of hidden joints), epe and kaggle_mse over the visible and over the hidden
+  joints alone (epe_visible, ..., kaggle_mse_hidden) and per_joint_epe_visible /
+  _hidden; None where there is no such joint.
 """
 
 import json
@@ -19,10 +24,13 @@ import numpy as np
 from data_pipeline.files import atomic_path, write_png
 from data_pipeline.keypoints import JOINT_NAMES
 
-from .draw import figure_image, new_figure
+from .draw import draw_keypoints, figure_image, new_figure, titled_grid
 
 AUC_MAX_PX = 30.0
 PCK_FRACTION = 0.2
+WORST_COUNT = 16  # samples in <stem>.worst.png
+WORST_COLUMNS = 4
+WORST_SCALE = 2  # crop enlargement in <stem>.worst.png
 
 
 def pck_curve(distances, max_px=AUC_MAX_PX, points=61):
@@ -31,16 +39,23 @@ def pck_curve(distances, max_px=AUC_MAX_PX, points=61):
     return thresholds, (distances.reshape(-1)[None] <= thresholds[:, None]).mean(1)
 
 
-def scores(predictions, labels) -> dict:
-    """All metrics of predictions vs labels, both float [N, 21, 2]."""
+def _distances(predictions, labels):
+    """Squared and plain joint distances [N, 21] in float64."""
     predictions = np.asarray(predictions, np.float64)
     labels = np.asarray(labels, np.float64)
-    squared = ((predictions - labels) ** 2).sum(-1)  # [N, 21]
-    distances = np.sqrt(squared)
+    squared = ((predictions - labels) ** 2).sum(-1)
+    return squared, np.sqrt(squared)
+
+
+def scores(predictions, labels, visible=None) -> dict:
+    """All metrics of predictions vs labels, both float [N, 21, 2]; with visible
+    (bool [N, 21]) also those of the visible and the hidden joints apart."""
+    squared, distances = _distances(predictions, labels)
+    labels = np.asarray(labels, np.float64)
     box = (labels.max(1) - labels.min(1)).max(-1)  # [N]
     thresholds, curve = pck_curve(distances)
     auc = float(np.trapezoid(curve, thresholds) / AUC_MAX_PX)
-    return {
+    result = {
         "count": int(len(labels)),
         "kaggle_mse": float(squared.mean()),
         "mse_per_coordinate": float(squared.mean() / 2),
@@ -49,6 +64,28 @@ def scores(predictions, labels) -> dict:
         f"auc_0_{AUC_MAX_PX:g}px": auc,
         "per_joint_epe": dict(zip(JOINT_NAMES, distances.mean(0).round(4).tolist())),
     }
+    if visible is not None:
+        result.update(_visibility_scores(squared, distances, visible))
+    return result
+
+
+def _visibility_scores(squared, distances, visible) -> dict:
+    """The metrics of scores() over the visible and the hidden joints apart."""
+    visible = np.asarray(visible, bool)
+    masks = {"visible": visible, "hidden": ~visible}
+    result = {"share_hidden": float(masks["hidden"].mean())}
+    for name, values in (("epe", distances), ("kaggle_mse", squared)):
+        for kind, mask in masks.items():
+            result[f"{name}_{kind}"] = (
+                float(values[mask].mean()) if mask.any() else None
+            )
+    for kind, mask in masks.items():
+        counts, sums = mask.sum(0), np.where(mask, distances, 0.0).sum(0)
+        result[f"per_joint_epe_{kind}"] = {
+            joint: round(float(s / c), 4) if c else None
+            for joint, s, c in zip(JOINT_NAMES, sums, counts)
+        }
+    return result
 
 
 def table(result: dict) -> str:
@@ -76,12 +113,118 @@ def plot_pck(path, curves: dict):
     return write_png(path, figure_image(fig))
 
 
-def write_report(path, result: dict, predictions, labels) -> tuple:
-    """Write result as JSON to path and the PCK curve beside it (<stem>.pck.png).
-    Returns the two paths."""
+def plot_joints(path, result: dict):
+    """PNG of the mean error per joint (a result of scores()): one bar per joint,
+    or visible and hidden bars side by side where the result has them."""
+    x = np.arange(len(JOINT_NAMES))
+    fig, ax = new_figure(figsize=(11, 4.2), dpi=100)
+    if "per_joint_epe_visible" in result:
+        share = result["share_hidden"]
+        bars = {
+            f"visible joints ({1 - share:.0%})": result["per_joint_epe_visible"],
+            f"hidden joints ({share:.0%})": result["per_joint_epe_hidden"],
+        }
+    else:
+        bars = {"all joints (no visibility in this source)": result["per_joint_epe"]}
+    width = 0.8 / len(bars)
+    for n, (label, values) in enumerate(bars.items()):
+        heights = [np.nan if values[j] is None else values[j] for j in JOINT_NAMES]
+        offset = (n - (len(bars) - 1) / 2) * width
+        drawn = ax.bar(x + offset, heights, width, label=label)
+        colour = drawn.patches[0].get_facecolor()
+        for j in np.flatnonzero(np.isnan(heights)):  # no such joint: not a 0 px bar
+            ax.text(
+                x[j] + offset,
+                0,
+                " none",
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color=colour,
+            )
+    for boundary in np.arange(0.5, len(JOINT_NAMES) - 1, 4):  # wrist | thumb | ...
+        ax.axvline(boundary, color="grey", linewidth=0.6, alpha=0.5)
+    ax.set_xticks(x, JOINT_NAMES, rotation=60, ha="right", rotation_mode="anchor")
+    ax.set_xlim(-0.6, len(JOINT_NAMES) - 0.4)
+    ax.set_ylabel("mean joint error (px of the 128-px crop)")
+    ax.set_title(
+        f"Error per joint, {result['count']} images (mean over all joints: "
+        f"{result['epe']:.1f} px)"
+    )
+    ax.set_ylim(0, 1.2 * max(ax.get_ylim()[1], 1.0))  # room for the legend
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper center", ncol=len(bars))
+    return write_png(path, figure_image(fig))
+
+
+def worst_rows(predictions, labels, count=WORST_COUNT) -> np.ndarray:
+    """Rows of the `count` samples with the largest mean joint error, worst first."""
+    errors = _distances(predictions, labels)[1].mean(1)
+    return np.argsort(-errors, kind="stable")[:count]
+
+
+def plot_worst(path, ids, images, predictions, labels, visible=None):
+    """PNG of samples (ids [K], crops uint8 [K, S, S, 3]) with their predictions
+    drawn over them (rings: labels; crosses: the labels of hidden joints where
+    `visible` is given), each titled with its id, mean joint error and number of
+    hidden joints."""
+    errors = _distances(predictions, labels)[1].mean(1)
+    hidden = None if visible is None else ~np.asarray(visible, bool)
+    tiles, titles = [], []
+    for n, index in enumerate(ids):
+        tiles.append(
+            draw_keypoints(
+                images[n],
+                predictions[n],
+                WORST_SCALE,
+                truth=labels[n],
+                hidden=None if hidden is None else hidden[n],
+            )
+        )
+        title = f"{int(index):05d}: {errors[n]:.1f} px"
+        if hidden is not None:
+            title += f", {int(hidden[n].sum())} hidden"
+        titles.append(title)
+    header = "dots and bones: prediction; white rings: label"
+    if hidden is not None:
+        header += " (crosses: hidden joints)"
+    header += "; title: id, mean joint error"
+    sheet = titled_grid(tiles, titles, min(WORST_COLUMNS, len(tiles)), header)
+    return write_png(path, sheet)
+
+
+def write_report(
+    path, result: dict, predictions, labels, ids=None, visible=None, images=None
+) -> tuple:
+    """Write result (of scores()) as JSON to path and, beside it, <stem>.pck.png
+    (the PCK curve), <stem>.joints.png (plot_joints) and, with `ids` and `images`,
+    <stem>.worst.png: the WORST_COUNT samples with the largest mean joint error
+    (plot_worst).
+
+    ids: int [N], the sample ids of the rows; visible: bool [N, 21] or None;
+    images: a function of sample ids [K] giving their crops uint8 [K, S, S, 3] in
+    that order (e.g. data_pipeline.pipeline.read_split). Returns the paths written.
+    """
     path = Path(path)
     write_json(path, result)
-    distances = np.sqrt(((np.asarray(predictions) - np.asarray(labels)) ** 2).sum(-1))
-    png = path.with_suffix(".pck.png")
-    plot_pck(png, {"model": pck_curve(distances)})
-    return path, png
+    written = [path]
+    distances = _distances(predictions, labels)[1]
+    written.append(
+        plot_pck(path.with_suffix(".pck.png"), {"model": pck_curve(distances)})
+    )
+    written.append(plot_joints(path.with_suffix(".joints.png"), result))
+    if ids is not None and images is not None and len(ids):
+        rows = worst_rows(predictions, labels)
+        chosen = np.asarray(ids)[rows]
+        written.append(
+            plot_worst(
+                path.with_suffix(".worst.png"),
+                chosen,
+                images(chosen),
+                np.asarray(predictions)[rows],
+                np.asarray(labels)[rows],
+                None if visible is None else np.asarray(visible)[rows],
+            )
+        )
+    return tuple(written)

@@ -21,6 +21,7 @@ import numpy as np
 RHD_SIZE = 320
 BAD_FRAME_ID = 11112  # training frame whose chosen hand leaves the frame
 OUT_OF_FRAME_JOINT = 5
+HIDDEN_JOINTS = [1, 2, 6]  # flagged hidden in frame 1111 (the fixtures flag none)
 RHD_SAMPLES = Path(__file__).resolve().parent / "data" / "rhd_samples"  # fixtures
 
 
@@ -103,9 +104,12 @@ def write_rhd_tree(root: Path) -> dict:
     hull of its keypoints with its palm label, the thumb with its thumb label), a
     smaller other hand, and a body region (label 1). uv_vis has the JSON keypoints in
     the annotated hand's slot and a shrunken copy, placed on the other-hand blob, in
-    the other slot; xyz and K follow the JSON's joint_cam and cam_param.
+    the other slot; xyz and K follow the JSON's joint_cam and cam_param. The
+    visibility flags are the JSON's (all 1) for the annotated hand, except
+    HIDDEN_JOINTS in frame 1111 (0), and 0 for every joint of the other hand.
     Returns {"rhd_dir": Path, split: {"ids": [...], "keypoints": {id: [21, 2]},
-    "hand": {id: str}, "uv_vis": {id: [42, 3]}, "png": {id: Path}, "skipped": [...]}}.
+    "visible": {id: bool [21]}, "hand": {id: str}, "uv_vis": {id: [42, 3]},
+    "png": {id: Path}, "skipped": [...]}}.
     """
     samples = rhd_samples()
     rhd_dir = Path(root) / "RHD_published_v2"
@@ -124,7 +128,9 @@ def write_rhd_tree(root: Path) -> dict:
 def _write_split(split_dir: Path, split: str, frames: list[dict]) -> dict:
     (split_dir / "color").mkdir(parents=True)
     (split_dir / "mask").mkdir()
-    anno, info = {}, {"ids": [], "keypoints": {}, "hand": {}, "uv_vis": {}, "png": {}}
+    anno, info = {}, {"ids": []}
+    for key in ("keypoints", "visible", "hand", "uv_vis", "png"):
+        info[key] = {}
     for frame in frames:
         sample_id = frame["id"]
         own = frame["keypoints"]
@@ -136,10 +142,13 @@ def _write_split(split_dir: Path, split: str, frames: list[dict]) -> dict:
         _paint_hand(mask, other, right=left_first)
         _paint_hand(mask, own, right=not left_first)
         cv2.imwrite(str(split_dir / "mask" / f"{sample_id:05d}.png"), mask)
+        flags = frame["visible"].copy()
         if frame["png"].name == "01111.png":
             other[1, 0] = -3.0
+            flags[HIDDEN_JOINTS] = 0
         hands = (own, other) if left_first else (other, own)
-        visible = np.concatenate([frame["visible"], np.ones(21, np.float32)])
+        both = (flags, np.zeros(21)) if left_first else (np.zeros(21), flags)
+        visible = np.concatenate(both)
         uv_vis = np.concatenate([np.concatenate(hands), visible[:, None]], axis=1)
         anno[sample_id] = {
             "uv_vis": uv_vis.astype(np.float32),
@@ -148,6 +157,7 @@ def _write_split(split_dir: Path, split: str, frames: list[dict]) -> dict:
         }
         info["ids"].append(sample_id)
         info["keypoints"][sample_id] = own.astype(np.float32)
+        info["visible"][sample_id] = flags == 1
         info["hand"][sample_id] = frame["hand"]
         info["uv_vis"][sample_id] = anno[sample_id]["uv_vis"]
         info["png"][sample_id] = frame["png"]

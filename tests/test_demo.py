@@ -27,12 +27,18 @@ def test_demo_writes_everything_and_reuses_its_run(tmp_path, data_dir, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("kaggle_mse", "mean_predictor_kaggle_mse", "epe", "pck@0.2"):
         assert np.isfinite(metrics[key]), key
+    assert 0 < metrics["share_hidden"] < 1 and metrics["epe_hidden"] > 0
     assert metrics["count"] == 8
     assert (out / "submission.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
     ids, _ = read_keypoints_csv(out / "submission.csv")
     assert ids.tolist() == list(range(8))
     assert len(list((out / "predictions").glob("*_prediction.png"))) == 8
-    for picture in ("curves.png", "metrics.pck.png"):
+    for picture in (
+        "curves.png",
+        "metrics.pck.png",
+        "metrics.joints.png",
+        "metrics.worst.png",
+    ):
         assert (out / picture).stat().st_size > 1000
     assert (out / "saved_model" / "saved_model.pb").is_file()
     assert json.loads((out / "saved_model" / "hjr.json").read_text())["tta"] is True

@@ -12,12 +12,14 @@ from data_pipeline.kaggle_h5 import write_kaggle_files
 from data_pipeline.pipeline import (
     NUM_DRAWS,
     batch_draws,
+    has_visibility,
     is_labelled,
     make_dataset,
     open_split,
+    read_split,
 )
 from data_pipeline.sources import parse_source, prepare
-from data_pipeline.tfds_builders import hold_out
+from data_pipeline.tfds_builders import TEST_INDEX_OFFSET, hold_out
 
 
 def read_all(source, split, data_dir, crop="biased"):
@@ -52,6 +54,36 @@ def test_synthetic_samples_are_crops_of_the_drawn_frames(data_dir, crop):
     image, kp = crop_hand(*synthetic.render_hand(0, index), crop)
     np.testing.assert_array_equal(train[index][0], image)
     np.testing.assert_allclose(train[index][1], kp, atol=1e-5)
+
+
+def test_synthetic_visibility_is_the_renderers(data_dir):
+    source = parse_source(SMALL_SYNTHETIC)
+    for split, offset in (("train", 0), ("test", TEST_INDEX_OFFSET)):
+        samples = read_split(source, split, ("id", "visible"), data_dir=data_dir)
+        assert samples["visible"].dtype == bool
+        assert samples["visible"].shape == (len(samples["id"]), 21)
+        for index, visible in zip(samples["id"], samples["visible"]):
+            rendered = synthetic.render_hand_with_visibility(0, offset + int(index))
+            np.testing.assert_array_equal(visible, rendered[2])
+        assert not samples["visible"].all()
+    builder, _ = open_split(source, "train", data_dir=data_dir)
+    assert has_visibility(builder)
+
+
+def test_read_split_picks_ids_in_their_order(data_dir):
+    source = parse_source(SMALL_SYNTHETIC)
+    everything = read_all(source, "test", data_dir)
+    picked = read_split(
+        source, "test", ("image", "keypoints"), [5, 0, 3], data_dir=data_dir
+    )
+    assert sorted(picked) == ["image", "keypoints"]
+    for n, index in enumerate([5, 0, 3]):
+        np.testing.assert_array_equal(picked["image"][n], everything[index][0])
+        np.testing.assert_array_equal(picked["keypoints"][n], everything[index][1])
+    ids = read_split(source, "test", ("id",), data_dir=data_dir)["id"]
+    assert ids.tolist() == list(range(8))
+    with pytest.raises(UserError, match="no sample with id 8"):
+        read_split(source, "test", ("image",), [1, 8], data_dir=data_dir)
 
 
 def test_test_split_is_always_biased(data_dir):
@@ -139,6 +171,10 @@ def test_kaggle_files(tmp_path, data_dir):
         np.testing.assert_array_equal(image, test_images[index])
     builder, count = open_split(source, "test", data_dir=data_dir)
     assert count == 5 and not is_labelled(builder, "test")
+    for split in ("train", "test"):  # no visibility in the files: all visible
+        samples = read_split(source, split, ("visible",), data_dir=data_dir)
+        assert samples["visible"].all()
+    assert not has_visibility(builder)
 
 
 def test_kaggle_folder_without_test_file(tmp_path, data_dir, capsys):
@@ -195,7 +231,13 @@ def test_rhd_folder(tmp_path, data_dir):
         expected, expected_kp = crop_hand(frame, info["training"]["keypoints"][index])
         np.testing.assert_array_equal(image, expected)
         np.testing.assert_allclose(kp, expected_kp, atol=1e-4)
+    splits = ("train", "training"), ("validation", "training"), ("test", "evaluation")
+    for split, rhd_split in splits:
+        samples = read_split(source, split, ("id", "visible"), data_dir=data_dir)
+        for index, visible in zip(samples["id"], samples["visible"]):
+            np.testing.assert_array_equal(visible, info[rhd_split]["visible"][index])
     builder = prepare(source, data_dir=data_dir)
+    assert has_visibility(builder)
     skipped = sum(
         builder.info.metadata[f"skipped_{s}"] for s in ("train", "validation")
     )

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from datagen import (
     BAD_FRAME_ID,
+    HIDDEN_JOINTS,
     OUT_OF_FRAME_JOINT,
     png_bytes,
     random_frames,
@@ -200,6 +201,20 @@ def test_real_frames_through_rhd_layout(rhd, tmp_path):
         assert image.dtype == np.uint8 and image.shape == (320, 320, 3)
         np.testing.assert_array_equal(image, bgr[..., ::-1])
     assert expected["uv_vis"][1111][21 + 1, 0] < 0, "other hand out of frame: no skip"
+
+
+def test_rhd_visibility_is_the_chosen_hands_flags(rhd):
+    """The fixtures' annotation flags every joint visible; the tree flags
+    HIDDEN_JOINTS of frame 1111's hand hidden and every joint of the other hand."""
+    reader = open_rhd(rhd["rhd_dir"], "training")
+    flags = {i: visible for i, _, _, visible in reader.samples(visibility=True)}
+    assert sorted(flags) == [111, 1111, 11111]
+    for sample_id, visible in flags.items():
+        assert visible.dtype == bool and visible.shape == (21,)
+        np.testing.assert_array_equal(visible, rhd["training"]["visible"][sample_id])
+    assert np.flatnonzero(~flags[1111]).tolist() == HIDDEN_JOINTS
+    assert flags[111].all() and flags[11111].all()
+    assert [len(sample) for sample in reader.samples([111])] == [3]
 
 
 def test_evaluation_split_from_rhd_folder(rhd):

@@ -105,3 +105,88 @@ def test_tips_are_farther_from_the_wrist_than_bases(frames):
     assert straight.sum() > 100
     assert (farther[straight] > 0).mean() > 0.9
     assert (farther.mean(0) > 0).all()
+
+
+FIST = {"grip": (1.0, 1.0), "curl_noise": 0.0}  # every finger fully curled
+FLAT = {  # an open hand in the image plane, fingers and thumb apart
+    "grip": (0.0, 0.0),
+    "curl_noise": 0.0,
+    "tilt": 0.0,
+    "spread": (1.0, 1.0),
+    "thumb_angle": (-55.0, -55.0),
+}
+TIPS = [1, 5, 9, 13, 17]
+WRIST_AND_BASES = [0, 4, 8, 12, 16, 20]
+
+
+def visibility(conf=None, seed=6, count=60):
+    """bool [count, 21]: the visible joints of frames 0..count-1 of seed."""
+    return np.stack(
+        [synthetic.render_hand_with_visibility(seed, i, conf)[2] for i in range(count)]
+    )
+
+
+def test_visibility_comes_with_render_hands_frame():
+    image, keypoints, visible = synthetic.render_hand_with_visibility(5, 7)
+    again_image, again_keypoints = render_hand(5, 7)
+    assert np.array_equal(image, again_image)
+    assert np.array_equal(keypoints, again_keypoints)
+    assert visible.shape == (21,) and visible.dtype == bool
+
+
+def test_visibility_is_a_function_of_seed_and_index():
+    """The same (seed, index) gives the same flags, whatever is drawn around the
+    hand (background, noise, blur, or no hand at all); other frames differ."""
+    first = visibility()
+    np.testing.assert_array_equal(first, visibility())
+    around = {
+        "draw_hand": False,
+        "noise": (0, 0),
+        "blur_prob": 1.0,
+        "busy_prob": 1.0,
+        "sleeve_prob": 1.0,
+    }
+    np.testing.assert_array_equal(first, visibility(around))
+    assert not np.array_equal(first, visibility(seed=7))
+    assert 0.05 < (~first).mean() < 0.4  # some hidden joints, most visible
+
+
+def test_flat_open_hands_show_every_joint():
+    """Without curl, tilt or crossing fingers nothing covers a joint: every joint
+    of every frame, tips (inside their caps) and bases (on the palm) too."""
+    for palm_facing in (0.0, 1.0):
+        assert visibility(dict(FLAT, palm_facing_prob=palm_facing)).all()
+
+
+def test_fingers_curled_behind_the_palm_hide_their_tips():
+    """Seen from the back, a fist's fingers curl behind the palm: their tips are
+    hidden, the wrist and the finger bases (on the palm) stay visible."""
+    visible = visibility(dict(FIST, palm_facing_prob=0.0))
+    assert (~visible).any(1).all()
+    assert (~visible[:, TIPS]).mean() > 0.9
+    assert visible[:, WRIST_AND_BASES].all()
+
+
+def test_fingers_curled_in_front_of_the_palm_hide_joints():
+    """Seen from the palm, a fist's fingers curl towards the camera over the palm
+    and each other: every frame has hidden joints, but fewer than seen from the
+    back, where the palm covers all four fingers' ends."""
+    visible = visibility(dict(FIST, palm_facing_prob=1.0))
+    assert (~visible).any(1).all()
+    behind = visibility(dict(FIST, palm_facing_prob=0.0))
+    assert (~visible).mean() < (~behind).mean() - 0.1
+
+
+def test_part_map_is_the_drawn_hand():
+    """The part map covers the pixels the hand is drawn on: hardly any part pixel
+    off the drawn hand, and the drawn hand less its anti-aliased 1-px rim inside
+    the parts."""
+    conf = {"blur_prob": 0.0, "noise": (0, 0)}
+    for i in range(30):
+        image, pose = synthetic._render(4, i, conf)
+        background, _ = synthetic._render(4, i, dict(conf, draw_hand=False))
+        hand = (np.abs(image.astype(int) - background).max(-1) > 0).astype(np.uint8)
+        core = cv2.erode(hand, np.ones((3, 3), np.uint8)) > 0
+        parts = synthetic.part_map(pose) > 0
+        assert (parts & (hand == 0)).sum() <= 0.005 * parts.sum()
+        assert (core & ~parts).sum() <= 0.03 * core.sum()
