@@ -23,7 +23,9 @@ BACKBONES = {
     "resnet101v2": ("ResNet101V2", "conv4_block23_out", "unit"),
     "resnet152v2": ("ResNet152V2", "conv4_block36_out", "unit"),
     "tiny": (None, "block2_out", "unit"),
+    "small": (None, "block2_2_out", "unit"),
 }
+TINY_DEPTH = {"tiny": 1, "small": 2}  # residual blocks per stage (layers.tiny_features)
 
 
 def _short(error, limit=200):
@@ -83,7 +85,7 @@ def build_encoder(backbone, weights, input_size=128):
     else:  # keras' "tf" preprocessing (resnet v2 and tiny)
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(image)
     if app_name is None:
-        net = keras.Model(image, tiny_features(x))
+        net = keras.Model(image, tiny_features(x, TINY_DEPTH[backbone]))
     else:
         app = getattr(keras.applications, app_name)
         try:

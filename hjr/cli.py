@@ -296,7 +296,9 @@ def _add_model_commands(commands):
     demo.add_argument(
         "--head", choices=CHOICES["head"], default="fc", help="default fc"
     )
-    demo.add_argument("--steps", type=_positive, help="training steps (default 2400)")
+    demo.add_argument(
+        "--steps", type=_positive, help="training steps (default: the quick preset's)"
+    )
 
     reproduce = commands.add_parser(
         "reproduce",

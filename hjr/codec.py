@@ -9,8 +9,8 @@ pixel (c, r) has its centre at (c + 0.5, r + 0.5). Maps: float32 [B, S, S, 21].
   (targets of the score-map head; sigma^2 = 100 in the paper).
 - `offset_maps`: each joint's offset from every pixel centre (targets of the
   offsets head).
-- `argmax_offsets`: each map's highest pixel's centre plus its offset there (the
-  offsets head's keypoints).
+- `vote`: the mean of every pixel's vote (its centre plus its offset), weighted by
+  its probability squared (the offsets head's keypoints).
 - `expectation`: the sub-pixel soft-argmax, sum over pixels of w * centre with w the
   normalised map. Maps are clipped at zero before normalising: probabilities are
   never negative, and a score map's negative values carry no position (their
@@ -55,21 +55,23 @@ def offset_maps(keypoints, size):
     return ops.stack([dx + ops.zeros_like(dy), dy + ops.zeros_like(dx)], axis=-1)
 
 
-def argmax_offsets(maps, offsets, stride=1.0):
-    """Keypoints float32 [B, 21, 2] in image pixels: the centre of each map's highest
-    pixel plus the offset predicted there. maps [B, s, s, 21]; offsets
-    [B, s, s, 21, 2] in image pixels; stride: image pixels per map pixel."""
-    height, width, joints = maps.shape[1], maps.shape[2], maps.shape[3]
-    flat = ops.reshape(ops.cast(maps, "float32"), [-1, height * width, joints])
-    best = ops.argmax(flat, axis=1)  # [B, 21]
-    pick = ops.one_hot(best, height * width, axis=1, dtype="float32")  # [B, HW, 21]
-    offsets = ops.reshape(ops.cast(offsets, "float32"), [-1, height * width, joints, 2])
-    offset = ops.einsum("bpj,bpjc->bjc", pick, offsets)
-    best = ops.cast(best, "float32")
-    row = ops.floor(best / width)
-    col = best - row * width
-    centre = ops.stack([col + 0.5, row + 0.5], axis=-1) * stride
-    return centre + offset
+def vote(maps, offsets, stride=1.0):
+    """Keypoints float32 [B, 21, 2] in image pixels by soft Hough voting: every map
+    pixel votes for its centre plus its offset, weighted by its probability
+    squared (the squares quiet the many low-probability pixels far from the
+    joint); a joint is the weighted mean of its votes, the centre of mass of the
+    vote map. maps [B, s, s, 21] probabilities; offsets [B, s, s, 21, 2] in image
+    pixels; stride: image pixels per map pixel. A map of zeros decodes to its
+    pixels' mean vote."""
+    maps = ops.cast(maps, "float32")
+    offsets = ops.cast(offsets, "float32")
+    size = maps.shape[1]
+    centres = (ops.arange(size, dtype="float32") + 0.5) * stride
+    weights = maps * maps + 1e-12  # [B, s, s, 21]
+    total = ops.sum(weights, axis=(1, 2))  # [B, 21]
+    x = ops.sum(weights * (centres[None, None, :, None] + offsets[..., 0]), (1, 2))
+    y = ops.sum(weights * (centres[None, :, None, None] + offsets[..., 1]), (1, 2))
+    return ops.stack([x / total, y / total], axis=-1)
 
 
 def expectation(maps):

@@ -207,6 +207,7 @@ def write_report(
     that order (e.g. data_pipeline.pipeline.read_split). Returns the paths written.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, result)
     written = [path]
     distances = _distances(predictions, labels)[1]

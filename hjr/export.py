@@ -3,7 +3,8 @@
 Signatures (all take `images` uint8 RGB and return `keypoints` float32 [B, 21, 2],
 x = column, y = row, pixel i covering [i, i+1)):
 - `serving_default`: images [B, 128, 128, 3]; 4-rotation TTA if exported with tta.
-- `plain`: the same without TTA; map heads also return `maps` [B, 128, 128, 21].
+- `plain`: the same without TTA; map heads also return `maps` [B, s, s, 21] (s =
+  128 / map_stride), the offsets head also `offsets` [B, s, s, 21, 2].
 - `tta`: the same with TTA.
 - `any_size`: images [B, H, W, 3] of any size, resized bilinearly to 128x128;
   keypoints in the input's pixels (TTA as serving_default).

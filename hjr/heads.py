@@ -95,11 +95,12 @@ def _map_outputs(activation):
 def offsets_outputs(features, conf):
     """Per map pixel (_map_logits, 3 x 21 channels): the probability that a joint
     lies within `radius` of the pixel (sigmoid) and the joint's offset from the
-    pixel centre in units of `radius`; keypoints: the most probable pixel's centre
-    plus its offset (hjr.codec.argmax_offsets), in input pixels."""
+    pixel centre in units of `radius`; keypoints: every pixel votes for its centre
+    plus its offset, weighted by its probability squared (hjr.codec.vote), in
+    input pixels."""
     import keras
 
-    from .layers import ArgmaxOffsets
+    from .layers import OffsetVote
 
     logits = _map_logits(features, conf, 3 * NUM_JOINTS)
     logits = keras.layers.Activation("linear", dtype="float32", name="map_cast")(logits)
@@ -110,7 +111,7 @@ def offsets_outputs(features, conf):
     offsets = keras.layers.Reshape((side, side, NUM_JOINTS, 2), name="offsets")(
         logits[..., NUM_JOINTS:] * conf["radius"]
     )
-    keypoints = ArgmaxOffsets(conf["map_stride"], name="keypoints")([maps, offsets])
+    keypoints = OffsetVote(conf["map_stride"], name="keypoints")([maps, offsets])
     return {"keypoints": keypoints, "maps": maps, "offsets": offsets}
 
 
@@ -156,7 +157,7 @@ def offset_targets(keypoints, size, conf):
 
 def _with_integral(map_loss):
     def loss(labels, outputs, conf):
-        total = map_loss(labels, outputs)
+        total = map_loss(labels, outputs, conf)
         if conf["integral"]:
             from keras import ops
 
@@ -170,7 +171,7 @@ def _with_integral(map_loss):
     return loss
 
 
-def pixel_crossentropy(labels, outputs):
+def pixel_crossentropy(labels, outputs, conf=None):
     """Per-pixel binary cross-entropy of the predicted probabilities."""
     import keras
 
@@ -181,7 +182,7 @@ def pixel_crossentropy(labels, outputs):
     return keras.ops.mean(pixels)
 
 
-def pixel_l2(labels, outputs):
+def pixel_l2(labels, outputs, conf=None):
     """Mean squared difference of the predicted and the target maps."""
     from keras import ops
 
@@ -190,7 +191,8 @@ def pixel_l2(labels, outputs):
 
 def offsets_loss(labels, outputs, conf):
     """Per-pixel cross-entropy of the disks, plus the mean absolute error of the
-    offsets (in units of `radius`) over the pixels inside each joint's disk."""
+    offsets (in units of the disk radius) over the pixels inside each joint's
+    disk."""
     from keras import ops
 
     disks = labels["maps"]
@@ -225,10 +227,10 @@ HEADS = {
     ),
     "offsets": Head(
         summary="a coarse disk map plus per-pixel offsets to each joint, decoded "
-        "as the best pixel plus its offset",
+        "by soft Hough voting",
         outputs=offsets_outputs,
         target=offset_targets,
-        loss=offsets_loss,
-        defaults={"radius": 12.0, "map_stride": 4},  # disk radius, input pixels
+        loss=_with_integral(offsets_loss),
+        defaults={"radius": 12.0, "map_stride": 4, "integral": 0.0},
     ),
 }

@@ -1,7 +1,7 @@
 """Keras layers and blocks of hjr's networks (imported only when a model is built).
 
 - Expectation: maps -> keypoints by soft-argmax (hjr.codec).
-- ArgmaxOffsets: maps and offsets -> keypoints, the best pixel plus its offset.
+- OffsetVote: maps and offsets -> keypoints by soft Hough voting.
 - UpsampledConv: bilinear upsampling then a convolution, computed cheaply.
 - CaffePreprocess: the input of keras' ResNet v1.
 - tiny_features: the small CNN of the `tiny` backbone.
@@ -34,10 +34,10 @@ class Expectation(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="hjr")
-class ArgmaxOffsets(keras.layers.Layer):
+class OffsetVote(keras.layers.Layer):
     """[maps [B, s, s, 21], offsets [B, s, s, 21, 2]] -> keypoints [B, 21, 2] in
-    image pixels: each map's highest pixel's centre plus its offset (hjr.codec);
-    `stride` image pixels per map pixel."""
+    image pixels by soft Hough voting (hjr.codec.vote); `stride` image pixels per
+    map pixel."""
 
     def __init__(self, stride=1, **kwargs):
         kwargs.setdefault("dtype", "float32")
@@ -46,7 +46,7 @@ class ArgmaxOffsets(keras.layers.Layer):
 
     def call(self, inputs):
         maps, offsets = inputs
-        return codec.argmax_offsets(maps, offsets, float(self.stride))
+        return codec.vote(maps, offsets, float(self.stride))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], input_shape[0][-1], 2)
@@ -164,18 +164,24 @@ def _conv_bn(x, filters, kernel, stride, name, relu=True):
     return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def tiny_features(x):
+def tiny_features(x, depth=1):
     """A small residual CNN, stride 16: [B, 128, 128, 3] -> [B, 8, 8, 128].
 
-    A 4x4 stride-4 stem, then two residual blocks that halve the resolution (two 3x3
-    convs, 1x1 projection shortcut). Sized for a training step of batch 32 on 2 CPU
-    cores; deeper or wider variants measured 1.5-2.5 times slower.
+    A 4x4 stride-4 stem, then two stages that halve the resolution, each of
+    `depth` residual blocks (two 3x3 convs; the first block strides, with a 1x1
+    projection shortcut). depth 1 (`tiny`) is sized for a training step of batch
+    32 on 2 CPU cores; depth 2 (`small`) costs about twice as much.
     """
     x = _conv_bn(x, 32, 4, 4, "stem")
     for i, filters in enumerate((64, 128), start=1):
-        y = _conv_bn(x, filters, 3, 2, f"block{i}_1")
-        y = _conv_bn(y, filters, 3, 1, f"block{i}_2", relu=False)
-        shortcut = _conv_bn(x, filters, 1, 2, f"block{i}_0", relu=False)
-        x = keras.layers.Add(name=f"block{i}_add")([shortcut, y])
-        x = keras.layers.ReLU(name=f"block{i}_out")(x)
+        for j in range(depth):
+            name = f"block{i}" if j == 0 else f"block{i}_{j + 1}"
+            y = _conv_bn(x, filters, 3, 2 if j == 0 else 1, f"{name}_1")
+            y = _conv_bn(y, filters, 3, 1, f"{name}_2", relu=False)
+            if j == 0:
+                shortcut = _conv_bn(x, filters, 1, 2, f"{name}_0", relu=False)
+            else:
+                shortcut = x
+            x = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+            x = keras.layers.ReLU(name=f"{name}_out")(x)
     return x

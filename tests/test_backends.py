@@ -33,10 +33,10 @@ for name, maps in [
     out[name] = ops.convert_to_numpy(codec.expectation(maps)).tolist()
 for name, fn in metrics.METRICS.items():
     out[name] = ops.convert_to_numpy(fn(keypoints, guess)).tolist()
-offsets = codec.offset_maps(keypoints, 32)
+offsets = codec.offset_maps(keypoints / 4, 32)
 out["offsets"] = ops.convert_to_numpy(offsets[:, ::5, ::5]).tolist()
-out["argmax_offsets"] = ops.convert_to_numpy(
-    codec.argmax_offsets(codec.disk_maps(keypoints / 4, 32, 3.0), offsets * 4, 4.0)
+out["vote"] = ops.convert_to_numpy(
+    codec.vote(codec.disk_maps(keypoints / 4, 32, 3.0), offsets * 4, 4.0)
 ).tolist()
 for name, head in HEADS.items():
     conf = configure("quick", {"head": name})
@@ -76,7 +76,7 @@ def test_the_core_gives_the_same_numbers_on_jax_without_tensorflow(
             continue
         np.testing.assert_allclose(jax[key], value, rtol=1e-4, atol=1e-3, err_msg=key)
     np.testing.assert_allclose(jax["gaussian"], keypoints, atol=0.01)
-    np.testing.assert_allclose(jax["argmax_offsets"], keypoints, atol=1e-3)
+    np.testing.assert_allclose(jax["vote"], keypoints, atol=1e-3)
     assert {f"loss_{name}" for name in HEADS} <= set(jax)
     assert all(jax[f"loss_{name}"] > 0 for name in HEADS)
 

@@ -53,28 +53,28 @@ def test_disk_radius_and_gaussian_peak():
 
 
 @pytest.mark.parametrize("stride", [1, 4])
-def test_offsets_round_trip_exactly_at_any_stride(stride):
-    """The offsets head's targets (hjr.heads) decode to the keypoints: the disk's
-    best pixel plus the offset there, to float rounding, at stride 1 and 4."""
+def test_offsets_targets_vote_back_to_the_keypoints_at_any_stride(stride):
+    """The offsets head's targets (hjr.heads) decode to the keypoints: every pixel
+    of a joint's disk votes for the joint exactly, at stride 1 and 4."""
     from hjr.config import configure
     from hjr.heads import HEADS
 
     keypoints = inner_keypoints(1)
     conf = configure("quick", {"head": "offsets", "map_stride": stride})
     target = HEADS["offsets"].target(keypoints, SIZE // stride, conf)
-    decoded = codec.argmax_offsets(target["maps"], target["offsets"], stride)
-    np.testing.assert_allclose(decoded, keypoints, atol=1e-4)
+    decoded = codec.vote(target["maps"], target["offsets"], stride)
+    np.testing.assert_allclose(decoded, keypoints, atol=1e-3)
 
 
-def test_argmax_offsets_takes_the_best_pixel_and_its_offset():
+def test_vote_weights_pixels_by_their_probability_squared():
     maps = np.zeros((1, 8, 8, 21), np.float32)
     offsets = np.zeros((1, 8, 8, 21, 2), np.float32)
-    maps[0, 2, 5, :] = 0.9  # row 2, column 5: centre (5.5, 2.5) map pixels
-    maps[0, 6, 1, 3] = 0.95  # joint 3 peaks elsewhere
-    offsets[0, 2, 5, :] = [1.0, -2.0]  # image pixels
-    decoded = codec.argmax_offsets(maps, offsets, 4.0).numpy()[0]
-    np.testing.assert_allclose(decoded[0], [5.5 * 4 + 1, 2.5 * 4 - 2])
-    np.testing.assert_allclose(decoded[3], [1.5 * 4, 6.5 * 4])
+    maps[0, 2, 5] = 0.8  # row 2, column 5: centre (5.5, 2.5) map pixels
+    offsets[0, 2, 5] = [1.0, -2.0]  # image pixels: votes for (23, 8)
+    maps[0, 6, 1] = 0.4  # votes for its own centre (1.5, 6.5) * 4 = (6, 26)
+    decoded = codec.vote(maps, offsets, 4.0).numpy()[0]
+    expected = (0.64 * np.array([23.0, 8.0]) + 0.16 * np.array([6.0, 26.0])) / 0.8
+    np.testing.assert_allclose(decoded, np.tile(expected, (21, 1)), rtol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -20,15 +20,20 @@ def test_a_head_brings_its_own_settings(head):
     conf = configure("quick", {"head": head})
     assert conf["head"] == head and conf["preset"] == "quick"
     assert conf["backbone"] == PRESETS["quick"]["backbone"]
-    for key, value in HEADS[head].defaults.items():
-        assert conf[key] == value
+    for key, value in HEADS[head].defaults.items():  # the preset's where it has one
+        assert conf[key] == PRESETS["quick"].get(key, value)
+    paper = configure("paper", {"head": head})
+    assert all(paper[k] == v for k, v in HEADS[head].defaults.items())
     others = {k for name, h in HEADS.items() if name != head for k in h.defaults}
     assert not (others - set(HEADS[head].defaults)) & set(conf)
 
 
 def test_settings_of_another_head_are_refused():
-    with pytest.raises(UserError, match="a setting of the classification head"):
+    with pytest.raises(UserError, match="a setting of the scoremap head, not of fc"):
+        configure("quick", {"head": "fc", "sigma2": 8.0})
+    with pytest.raises(UserError, match="of the classification and offsets heads"):
         configure("quick", {"head": "fc", "radius": 8.0})
+    assert "map_stride" not in configure("quick", {"head": "fc"})
     assert configure("quick", {"head": "classification", "radius": 8.0})["radius"] == 8
 
 
