@@ -2,15 +2,13 @@
 
 Each head's whole step (augmentation of the batch, forward pass, the head's loss
 with labels encoded on the device, backward pass, optimizer) is timed through
-Keras' own `fit` on a few synthetic batches held in memory, one epoch over them
-after another (Keras prefetches them to the device), after a first call that
-compiles it. The time is divided by the steps fit ran (the optimizer's count):
-`--steps` rounded up to whole epochs of DISTINCT_BATCHES. Nothing here
+Keras' own `fit`: one epoch over `--steps` synthetic batches held in memory
+(Keras prefetches them to the device), after a first call that compiles it. The
+time is divided by the steps the optimizer counted. Nothing here
 imports TensorFlow, OpenCV or the input pipeline: it runs where only Keras, JAX
 (or PyTorch) and NumPy are installed.
 """
 
-import math
 import platform
 import resource
 import time
@@ -22,8 +20,6 @@ from .augment import NUM_DRAWS
 from .config import configure
 from .distribute import local_devices, make_strategy
 from .step import build_trainer
-
-DISTINCT_BATCHES = 4  # different synthetic batches cycled through
 
 
 def device_summary() -> dict:
@@ -62,9 +58,10 @@ def peak_accelerator_mib():
     return None if peak is None else round(peak / 2**20, 1)
 
 
-def _batches(batch, size, seed=0):
+def _batches(batch, size, steps, seed=0):
+    """`steps` batches of random crops, keypoints and augmentation draws."""
     rng = np.random.default_rng(seed)
-    count = batch * DISTINCT_BATCHES
+    count = batch * steps
     return {
         "images": rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8),
         "keypoints": rng.uniform(16, size - 16, (count, 21, 2)).astype(np.float32),
@@ -96,13 +93,12 @@ def bench_head(head, backbone, batch, precision, steps, steps_per_execution, jit
         strategy = make_strategy("auto")
         with strategy.scope():
             _, trainer = build_trainer(conf, strategy)
-            data = _batches(batch, conf["input_size"])
+            data = _batches(batch, conf["input_size"], steps)
             fit = dict(batch_size=batch, shuffle=False, verbose=0)
             trainer.fit(data, epochs=1, steps_per_epoch=steps_per_execution, **fit)
             done = _iterations(trainer)
-            epochs = math.ceil(steps / DISTINCT_BATCHES)
             start = time.perf_counter()
-            history = trainer.fit(data, epochs=epochs, **fit)
+            history = trainer.fit(data, epochs=1, **fit)
             seconds = time.perf_counter() - start
             steps = _iterations(trainer) - done
     finally:

@@ -294,7 +294,7 @@ def _add_model_commands(commands):
     _add_data_flags(demo)
     demo.add_argument("--out", default="demo", help="output folder (default demo/)")
     demo.add_argument(
-        "--head", choices=CHOICES["head"], default="fc", help="default fc"
+        "--head", choices=CHOICES["head"], default="offsets", help="default offsets"
     )
     demo.add_argument(
         "--steps", type=_positive, help="training steps (default: the quick preset's)"

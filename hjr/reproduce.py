@@ -29,6 +29,7 @@ import keras
 
 from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path, write_png
+from data_pipeline.pipeline import has_visibility, open_split, read_split
 from data_pipeline.sources import parse_source
 
 from . import checkpoints, evaluate
@@ -194,9 +195,14 @@ def _train(run_dir, row, table, data_dir):
 
 def _score(row, run_dir, predictor, source, data_dir) -> dict:
     """The row's results: its scores on the validation split of its crop."""
-    _, predictions, labels = predict(
+    ids, predictions, labels = predict(
         predictor, source, "validation", row.tta, crop=row.crop, data_dir=data_dir
     )
+    where = dict(crop=row.crop, data_dir=data_dir)
+    visible = None
+    if has_visibility(open_split(source, "validation", **where)[0]):
+        visible = read_split(source, "validation", ["visible"], ids, **where)
+        visible = visible["visible"]
     baseline = json.loads((run_dir / "baseline.json").read_text())
     return {
         "head": row.head,
@@ -205,7 +211,7 @@ def _score(row, run_dir, predictor, source, data_dir) -> dict:
         "tta": row.tta,
         "run": str(Path("runs") / row.run),
         "paper_kaggle_mse": row.paper,
-        **evaluate.scores(predictions, labels),
+        **evaluate.scores(predictions, labels, visible),
         "mean_predictor_kaggle_mse": baseline["mean_predictor_kaggle_mse"],
     }
 
@@ -258,18 +264,27 @@ def markdown(table, rows) -> str:
         + ".",
         "",
         "| # | head | crop | train aug | TTA | kaggle_mse | mean joint error (px) "
-        "| PCK@0.2 | paper kaggle_mse |",
-        "|---|---|---|---|---|---:|---:|---:|---:|",
+        "| visible / hidden joints (px) | PCK@0.2 | paper kaggle_mse |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     numbers = {row.name: n for n, row in enumerate(table_rows(), 1)}
     for r in rows:
         lines.append(
             f"| {numbers[r['name']]} | {r['head']} | {r['crop']} "
             f"| {_yes(r['augment'])} | {_yes(r['tta'])} | {r['kaggle_mse']:.1f} "
-            f"| {r['epe']:.2f} | {r['pck@0.2']:.3f} "
+            f"| {r['epe']:.2f} | {_apart(r)} | {r['pck@0.2']:.3f} "
             f"| {_number(r['paper_kaggle_mse'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _apart(row) -> str:
+    """Mean joint error of the visible and of the hidden joints, where known."""
+    if row.get("epe_visible") is None:
+        return "–"
+    hidden = row.get("epe_hidden")
+    hidden = "–" if hidden is None else f"{hidden:.2f}"
+    return f"{row['epe_visible']:.2f} / {hidden}"
 
 
 def _yes(flag) -> str:

@@ -50,7 +50,7 @@ def test_demo_writes_everything_and_reuses_its_run(tmp_path, data_dir, capsys):
     before = (out / "submission.csv").stat().st_mtime_ns
     assert main(["demo", "--steps", "4", "--head", "scoremap", *common]) == 2
     err = capsys.readouterr().err
-    assert "--head scoremap: the run in" in err and "has head 'fc'" in err
+    assert "--head scoremap: the run in" in err and "has head 'offsets'" in err
     assert (out / "submission.csv").stat().st_mtime_ns == before
 
 

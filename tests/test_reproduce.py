@@ -61,6 +61,7 @@ def test_reproduce_writes_the_table_skips_finished_rows_and_resumes(
     for result in results["rows"].values():
         for key in ("kaggle_mse", "epe", "pck@0.2", "mean_predictor_kaggle_mse"):
             assert math.isfinite(result[key]), key
+        assert math.isfinite(result["epe_visible"]) and 0 < result["share_hidden"] < 1
         assert result["count"] == 8
     table = (out / "reproduce.md").read_text()
     lines = [line for line in table.splitlines() if line.startswith("| ")]
@@ -68,7 +69,9 @@ def test_reproduce_writes_the_table_skips_finished_rows_and_resumes(
     for line, paper in zip(lines[1:], PAPER):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[-1] == paper
-        assert all(math.isfinite(float(c)) for c in cells[5:8])
+        visible, hidden = cells[7].split(" / ")  # the visible and hidden joints' error
+        numbers = [*cells[5:7], visible, cells[8]]
+        assert all(math.isfinite(float(c)) for c in numbers)
     assert all(line.endswith("| – |") for line in lines[1 + len(PAPER) :])
     assert f"Source `{SMALL_SYNTHETIC}`, preset `quick`" in table
     assert "Always predicting the mean training keypoints: kaggle_mse" in table
