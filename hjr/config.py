@@ -66,9 +66,10 @@ PRESETS = {
     # The paper: ResNet-152 (v2) cut at conv4, ImageNet weights, batch 32,
     # RMSProp 1e-4, 120k steps, train-time augmentation.
     "paper": {},
-    # Learns the synthetic hands in a few minutes on 2 CPU cores (docs/
-    # benchmarks.md: at equal time, batch 16 learned more than 32, and Adam 5e-3
-    # more than 2e-3 or 5e-4; the cosine decay ends on the best weights).
+    # Learns the synthetic hands in a few minutes on 2 CPU cores. Measured in
+    # docs/benchmarks.md: per image, batch 16 learned faster than 32; at batch 32
+    # Adam 5e-3 beat 2e-3 and 5e-4 (3e-3 at batch 16 was not measured alone); the
+    # cosine decay helped at equal steps.
     "quick": {
         "backbone": "tiny",
         "weights": "none",

@@ -86,7 +86,8 @@ def _map_outputs(activation):
         logits = _map_logits(features, conf, NUM_JOINTS)
         maps = keras.layers.Activation(activation, dtype="float32", name="maps")
         maps = maps(logits)
-        keypoints = Expectation(conf["map_stride"], name="keypoints")(maps)
+        stride = conf["input_size"] / maps.shape[1]  # input pixels per map pixel
+        keypoints = Expectation(stride, name="keypoints")(maps)
         return {"keypoints": keypoints, "maps": maps}
 
     return outputs
@@ -111,7 +112,8 @@ def offsets_outputs(features, conf):
     offsets = keras.layers.Reshape((side, side, NUM_JOINTS, 2), name="offsets")(
         logits[..., NUM_JOINTS:] * conf["radius"]
     )
-    keypoints = OffsetVote(conf["map_stride"], name="keypoints")([maps, offsets])
+    stride = conf["input_size"] / side  # input pixels per map pixel
+    keypoints = OffsetVote(stride, name="keypoints")([maps, offsets])
     return {"keypoints": keypoints, "maps": maps, "offsets": offsets}
 
 
