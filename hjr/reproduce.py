@@ -178,9 +178,9 @@ def _save(out, table):
 
 
 def _train(run_dir, row, table, data_dir):
-    """Train the row's run, or continue it from its latest checkpoint. A folder
-    without one starts anew: resuming builds the network without pretrained
-    weights, expecting a checkpoint to load."""
+    """Train the row's run, or continue it from its latest checkpoint; a folder
+    without one (a run stopped before it, or another table's leftovers) starts
+    anew with this table's settings."""
     overrides = {
         "head": row.head,
         "crop": row.crop,
