@@ -124,3 +124,13 @@ def read_split(
             raise UserError(f"{source} {split}: no sample with id {missing[0]}")
         order = order[np.searchsorted(found["id"], wanted, sorter=order)]
     return {k: found[k][order] for k in keys}
+
+
+def read_visibility(source: Source, split: str, ids, crop="biased", data_dir=None):
+    """bool [N, 21], whether each joint of the samples `ids` (in that order) is
+    visible; None where the source does not tell (has_visibility)."""
+    builder, _ = open_split(source, split, crop, data_dir)
+    if not has_visibility(builder):
+        return None
+    where = dict(crop=crop, data_dir=data_dir)
+    return read_split(source, split, ("visible",), ids, **where)["visible"]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipeline.pipeline import has_visibility, make_dataset, open_split, read_split
+from data_pipeline.pipeline import make_dataset, read_split, read_visibility
 from data_pipeline.sources import parse_source
 
 from . import evaluate
@@ -69,9 +69,7 @@ def demo(
         network, source, "validation", tta=True, crop=crop, data_dir=data_dir
     )
     where = dict(crop=crop, data_dir=data_dir)
-    visible = None
-    if has_visibility(open_split(source, "validation", **where)[0]):
-        visible = read_split(source, "validation", ["visible"], ids, **where)["visible"]
+    visible = read_visibility(source, "validation", ids, **where)
     metrics = evaluate.scores(predictions, labels, visible)
     baseline = json.loads((run_dir / "baseline.json").read_text())
     metrics["mean_predictor_kaggle_mse"] = baseline["mean_predictor_kaggle_mse"]

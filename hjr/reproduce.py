@@ -29,7 +29,7 @@ import keras
 
 from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path, write_png
-from data_pipeline.pipeline import has_visibility, open_split, read_split
+from data_pipeline.pipeline import read_visibility
 from data_pipeline.sources import parse_source
 
 from . import checkpoints, evaluate
@@ -198,11 +198,9 @@ def _score(row, run_dir, predictor, source, data_dir) -> dict:
     ids, predictions, labels = predict(
         predictor, source, "validation", row.tta, crop=row.crop, data_dir=data_dir
     )
-    where = dict(crop=row.crop, data_dir=data_dir)
-    visible = None
-    if has_visibility(open_split(source, "validation", **where)[0]):
-        visible = read_split(source, "validation", ["visible"], ids, **where)
-        visible = visible["visible"]
+    visible = read_visibility(
+        source, "validation", ids, crop=row.crop, data_dir=data_dir
+    )
     baseline = json.loads((run_dir / "baseline.json").read_text())
     return {
         "head": row.head,
