@@ -24,8 +24,10 @@ BACKBONES = {
     "resnet152v2": ("ResNet152V2", "conv4_block36_out", "unit"),
     "tiny": (None, "block2_out", "unit"),
     "small": (None, "block2_2_out", "unit"),
+    "tiny_unet": (None, "decoder_relu", "unit"),
 }
-TINY_DEPTH = {"tiny": 1, "small": 2}  # residual blocks per stage (layers.tiny_features)
+# residual blocks per stage (layers.tiny_features)
+TINY_DEPTH = {"tiny": 1, "small": 2, "tiny_unet": 1}
 
 
 def _short(error, limit=200):
@@ -53,7 +55,8 @@ def _load_weights(net, path, what):
 def build_encoder(backbone, weights, input_size=128):
     """The encoder `{backbone}_encoder`: image float32 [B, S, S, 3] RGB 0..255 ->
     features [B, s, s, C], S = input_size. At S = 128: resnet*v2 [B, 4, 4, 1024],
-    resnet50/101/152 [B, 8, 8, 1024], tiny [B, 8, 8, 128].
+    resnet50/101/152 [B, 8, 8, 1024], tiny and small [B, 8, 8, 128], tiny_unet
+    [B, 32, 32, 64].
 
     The first layer, "preprocess", does what the backbone expects of its input.
     weights: "imagenet", None or "none" (random init), or a path to weights of the
@@ -85,7 +88,8 @@ def build_encoder(backbone, weights, input_size=128):
     else:  # keras' "tf" preprocessing (resnet v2 and tiny)
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(image)
     if app_name is None:
-        net = keras.Model(image, tiny_features(x, TINY_DEPTH[backbone]))
+        unet = backbone == "tiny_unet"
+        net = keras.Model(image, tiny_features(x, TINY_DEPTH[backbone], unet))
     else:
         app = getattr(keras.applications, app_name)
         try:

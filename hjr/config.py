@@ -180,7 +180,15 @@ def configure(preset: str = None, overrides: dict = None, resume=None) -> dict:
         _check(key, value)
     # A preset's head settings (map_stride, ...) apply to the heads that have them.
     chosen = {k: v for k, v in PRESETS[preset].items() if k in defaults}
-    return {**defaults, **chosen, **overrides, "preset": preset}
+    conf = {**defaults, **chosen, **overrides, "preset": preset}
+    if conf["backbone"] == "tiny_unet" and conf.get("map_stride", 1) > 4:
+        raise UserError(
+            f"the {conf['backbone']} backbone's features are at stride 4; "
+            "expected 1, 2 or 4",
+            "map_stride",
+            conf["map_stride"],
+        )
+    return conf
 
 
 def complete(conf: dict) -> dict:

@@ -52,24 +52,28 @@ def fc_outputs(features, conf):
         name="fc_dense",
         dtype="float32",
     )(flat)
-    return {"keypoints": keras.layers.Reshape((NUM_JOINTS, 2), name="keypoints")(dense)}
+    keypoints = keras.layers.Reshape((NUM_JOINTS, 2), dtype="float32", name="keypoints")
+    return {"keypoints": keypoints(dense)}
 
 
 def _map_logits(features, conf, channels):
     """`channels` maps of side input_size / map_stride: bilinear upsampling of the
     features to that side, then a 5x5 convolution. head_layout "fast" computes the
     two as one UpsampledConv, "plain" as the paper draws them (UpSampling2D then
-    Conv2D): same weights, same outputs."""
+    Conv2D): same weights, same outputs. Features already at the maps' side (the
+    *_unet backbones at map_stride 4, whose decoder upsampled and mixed them) take
+    a 1x1 convolution."""
     import keras
 
     from .layers import UpsampledConv
 
     factor = conf["input_size"] // conf["map_stride"] // features.shape[1]
-    if conf["head_layout"] == "plain" or factor == 1:
-        if factor > 1:
-            features = keras.layers.UpSampling2D(
-                factor, interpolation="bilinear", name="upsample"
-            )(features)
+    if factor == 1:
+        return keras.layers.Conv2D(channels, 1, name="map_conv")(features)
+    if conf["head_layout"] == "plain":
+        features = keras.layers.UpSampling2D(
+            factor, interpolation="bilinear", name="upsample"
+        )(features)
         conv = keras.layers.Conv2D(channels, 5, padding="same", name="map_conv")
         return conv(features)
     return UpsampledConv(channels, 5, factor, name="map_conv")(features)
@@ -109,9 +113,9 @@ def offsets_outputs(features, conf):
     maps = keras.layers.Activation("sigmoid", dtype="float32", name="maps")(
         logits[..., :NUM_JOINTS]
     )
-    offsets = keras.layers.Reshape((side, side, NUM_JOINTS, 2), name="offsets")(
-        logits[..., NUM_JOINTS:] * conf["radius"]
-    )
+    offsets = keras.layers.Reshape(
+        (side, side, NUM_JOINTS, 2), dtype="float32", name="offsets"
+    )(logits[..., NUM_JOINTS:] * conf["radius"])
     stride = conf["input_size"] / side  # input pixels per map pixel
     keypoints = OffsetVote(stride, name="keypoints")([maps, offsets])
     return {"keypoints": keypoints, "maps": maps, "offsets": offsets}

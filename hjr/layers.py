@@ -164,16 +164,22 @@ def _conv_bn(x, filters, kernel, stride, name, relu=True):
     return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def tiny_features(x, depth=1):
+def tiny_features(x, depth=1, unet=False):
     """A small residual CNN, stride 16: [B, 128, 128, 3] -> [B, 8, 8, 128].
 
     A 4x4 stride-4 stem, then two stages that halve the resolution, each of
     `depth` residual blocks (two 3x3 convs; the first block strides, with a 1x1
     projection shortcut). depth 1 (`tiny`) is sized for a training step of batch
     32 on 2 CPU cores; depth 2 (`small`) costs about twice as much.
+
+    `unet` (`tiny_unet`): a third stage (256 channels, stride 32), then a decoder
+    back to stride 4, [B, 32, 32, 64]: three times, bilinear upsampling by 2, the
+    encoder's features of that stride concatenated, a 3x3 convolution (1x1 at
+    stride 4, where the stem's features are a 4x4 patch each).
     """
     x = _conv_bn(x, 32, 4, 4, "stem")
-    for i, filters in enumerate((64, 128), start=1):
+    skips = [x]
+    for i, filters in enumerate((64, 128, 256) if unet else (64, 128), start=1):
         for j in range(depth):
             name = f"block{i}" if j == 0 else f"block{i}_{j + 1}"
             y = _conv_bn(x, filters, 3, 2 if j == 0 else 1, f"{name}_1")
@@ -184,4 +190,11 @@ def tiny_features(x, depth=1):
                 shortcut = x
             x = keras.layers.Add(name=f"{name}_add")([shortcut, y])
             x = keras.layers.ReLU(name=f"{name}_out")(x)
+        skips.append(x)
+    if unet:
+        for k, skip in enumerate(reversed(skips[:-1]), start=1):
+            x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"up{k}")(x)
+            x = keras.layers.Concatenate(name=f"up{k}_concat")([x, skip])
+            last = k == len(skips) - 1
+            x = _conv_bn(x, 64, 1 if last else 3, 1, "decoder" if last else f"up{k}")
     return x

@@ -120,6 +120,14 @@ def test_tiny_shapes_and_round_trip(tmp_path):
     np.testing.assert_allclose(reloaded(_images()), features, atol=1e-6)
 
 
+def test_tiny_unet_decodes_its_stride_32_features_to_stride_4():
+    encoder = build_encoder("tiny_unet", None)
+    assert encoder.output.shape == (None, 32, 32, 64)
+    assert encoder.get_layer("block3_out").output.shape == (None, 4, 4, 256)
+    features = np.asarray(encoder(_images(2)))
+    assert np.isfinite(features).all() and features.std() > 0
+
+
 @pytest.mark.parametrize("backbone", ["tiny", "resnet50"])
 def test_builds_under_mixed_precision_in_a_strategy(backbone):
     keras.mixed_precision.set_global_policy("mixed_float16")

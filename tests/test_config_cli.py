@@ -119,6 +119,11 @@ BAD_FLAGS = [
     (["demo", "--head", "mlp"], "--head", "scoremap"),
     (["train", "--head", "fc", "--lr", "-1"], "--lr -1.0", "non-negative"),
     (["train", "--head", "fc", "--max-angle", "400"], "--max-angle 400.0", "0..180"),
+    (
+        ["train", "--head", "offsets", "--backbone", "tiny_unet", "--map-stride", "8"],
+        "--map-stride 8",
+        "expected 1, 2 or 4",
+    ),
 ]
 
 

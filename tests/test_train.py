@@ -61,6 +61,26 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(head):
 
 
 @pytest.mark.parametrize("head", HEADS)
+def test_every_head_trains_in_mixed_bfloat16_with_float32_outputs(head):
+    conf = {"head": head, "backbone": "tiny", "weights": "none"}
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        trainer = HandTrainer(build_model(conf), conf)
+        trainer.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+        images, keypoints = fixed_batch(2)
+        batch = {"images": images, "keypoints": keypoints}
+        loss = trainer.train_on_batch(batch, return_dict=True)["loss"]
+        outputs = trainer.net(images.astype(np.float32))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(loss)
+    dtypes = {
+        name: keras.backend.standardize_dtype(v.dtype) for name, v in outputs.items()
+    }
+    assert set(dtypes.values()) == {"float32"}, dtypes
+
+
+@pytest.mark.parametrize("head", HEADS)
 def test_config_round_trip_rebuilds_the_same_model(head, tmp_path):
     conf = configure("quick", {"head": head})
     keras.utils.set_random_seed(3)
