@@ -17,6 +17,9 @@ Sections of the result:
   latency for one image.
 - memory: peak host RSS (and GPU memory where there is a GPU).
 - device, targets (pass/fail of the performance targets), settings.
+
+`hjr bench --export RUN` (bench_export) measures a run's exports instead: per
+format, the file size and the latency of one image and of a batch of 32.
 """
 
 import gc
@@ -25,6 +28,7 @@ import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,13 +84,11 @@ def device_info() -> dict:
 
 def forward_gflop(net, size=128) -> float:
     """GFLOP of one image's forward pass (2 per multiply-add): TensorFlow's
-    profiler on the frozen graph, plus the einsums of the fast map heads, which
-    the profiler does not count (hjr.layers.UpsampledConv.flops_per_image)."""
+    profiler on the frozen graph (the fast map heads' products are matmuls it
+    counts: hjr.layers.UpsampledConv.flops_per_image)."""
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
-
-    from .layers import UpsampledConv
 
     fn = tf.function(lambda x: net(x, training=False))
     concrete = fn.get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32))
@@ -110,12 +112,7 @@ def forward_gflop(net, size=128) -> float:
         )
     finally:
         logger.setLevel(level)
-    einsums = sum(
-        layer.flops_per_image(layer.input.shape)
-        for layer in net.layers
-        if isinstance(layer, UpsampledConv)
-    )
-    return (info.total_float_ops + einsums) / 1e9
+    return info.total_float_ops / 1e9
 
 
 def _configs(device: dict, quick: bool):
@@ -346,3 +343,111 @@ def table(result: dict) -> str:
         mark = "met" if target["met"] else "NOT met"
         lines.append(f"target {name}: {target['value']} ({target['target']}): {mark}")
     return "\n".join(lines)
+
+
+# --- exported files ---------------------------------------------------------------
+
+EXPORT_BATCH = 32
+EXPORT_SETTINGS = {  # (least timed calls, most calls, seconds) per measurement
+    "full": dict(calls=(5, 30), seconds=60.0),
+    "quick": dict(calls=(3, 10), seconds=10.0),
+}
+
+
+def _latency_ms(fn, images, settings) -> dict:
+    """Median and 90th percentile of fn(images) in ms, after one warm-up call."""
+    fn(images)
+    least, most = settings["calls"]
+    times, started = [], time.perf_counter()
+    while len(times) < most and (
+        len(times) < least or time.perf_counter() - started < settings["seconds"]
+    ):
+        start = time.perf_counter()
+        fn(images)
+        times.append(1000 * (time.perf_counter() - start))
+    return {
+        "median": round(float(np.median(times)), 2),
+        "p90": round(float(np.percentile(times, 90)), 2),
+        "calls": len(times),
+    }
+
+
+def _size_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _progress(line):
+    print(line, file=sys.stderr, flush=True)
+
+
+def bench_export(run, quick=False, json_path=None, log=_progress) -> dict:
+    """Per format (the run's network in Keras, its SavedModel, ONNX file in
+    onnxruntime, LiteRT file float32 and float16 in the LiteRT interpreter): the
+    file size and the median and p90 latency of one image and of a batch of 32
+    (without TTA), all on this machine's CPU with all its cores."""
+    from .config import load_config
+    from .export import export_network, open_exported
+    from .predict import NetworkPredictor, SavedModelPredictor
+    from .train import load_network
+
+    settings = EXPORT_SETTINGS["quick" if quick else "full"]
+    conf = load_config(run)
+    net = load_network(run)
+    size = int(conf.get("input_size", 128))
+    images = np.random.default_rng(0).integers(
+        0, 256, (EXPORT_BATCH, size, size, 3), dtype=np.uint8
+    )
+    threads = os.cpu_count()
+    result = {
+        "run": str(run),
+        "head": conf["head"],
+        "backbone": conf["backbone"],
+        "tta": False,
+        "device": device_info(),
+        "threads": threads,
+        "settings": dict(settings, batch=EXPORT_BATCH, quick=quick),
+        "formats": {},
+    }
+    folder = Path(tempfile.mkdtemp(prefix="hjr-bench-export-"))
+    try:
+        keras_net = NetworkPredictor(net)
+        expected = keras_net.keypoints(images, False)
+        runners = {"keras": (None, lambda x: keras_net.keypoints(x, False))}
+        exports = (
+            ("savedmodel", "saved_model", "savedmodel", None),
+            ("onnx", "model.onnx", "onnx", None),
+            ("tflite", "model.tflite", "tflite", None),
+            ("tflite_float16", "model_float16.tflite", "tflite", "float16"),
+        )
+        for name, filename, fmt, quantize in exports:
+            log(f"hjr bench: exporting {name}")
+            path = export_network(
+                net, folder / filename, conf, fmt=fmt, quantize=quantize
+            )
+            if fmt == "savedmodel":
+                loaded = SavedModelPredictor(path)
+                runners[name] = (path, lambda x, m=loaded: m.keypoints(x, False))
+            else:
+                exported = open_exported(path, threads)
+                runners[name] = (path, exported.keypoints)
+        for name, (path, fn) in runners.items():
+            log(f"hjr bench: timing {name}")
+            entry = {"size_mib": None if path is None else _size_mib(path)}
+            entry["one_image_ms"] = _latency_ms(fn, images[:1], settings)
+            entry[f"batch_{EXPORT_BATCH}_ms"] = _latency_ms(fn, images, settings)
+            difference = np.abs(np.asarray(fn(images)) - expected).max()
+            entry["max_difference_px"] = round(float(difference), 5)
+            result["formats"][name] = entry
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    result["memory"] = memory()
+    if json_path:
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _size_mib(path: Path) -> float:
+    return round(_size_bytes(path) / 2**20, 3)

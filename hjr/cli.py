@@ -15,7 +15,15 @@ import numpy as np
 from data_pipeline.errors import UserError
 from data_pipeline.sources import SPLITS
 
-from .config import CHOICES, MAP_STRIDES, PRESETS, configure
+from .config import (
+    CALIBRATION_CROPS,
+    CHOICES,
+    EXPORT_FORMATS,
+    MAP_STRIDES,
+    PRESETS,
+    QUANTIZATIONS,
+    configure,
+)
 from .heads import HEADS
 from .quiet import start_tensorflow, verbose_from_env
 
@@ -237,15 +245,56 @@ def _add_model_commands(commands):
         "predictions)",
     )
 
-    export = commands.add_parser("export", help="write a SavedModel for TF Serving")
+    export = commands.add_parser(
+        "export",
+        help="write a SavedModel, an ONNX file or a LiteRT (TFLite) file",
+        description="Export a run's best network. Every format takes uint8 RGB "
+        "crops `images` [N, 128, 128, 3] and returns `keypoints` [N, 21, 2] in crop "
+        "pixels. onnx and tflite also write <out>.json (what was exported; for "
+        "--quantize the sizes and mean joint errors before and after).",
+    )
     export.add_argument("--model", required=True, help="a training run folder")
-    export.add_argument("--out", required=True, help="the SavedModel folder to write")
+    export.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="savedmodel",
+        help="savedmodel (a folder, default), onnx or tflite (one file)",
+    )
+    export.add_argument(
+        "--out", required=True, help="the SavedModel folder or the file to write"
+    )
+    export.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out"
+    )
     export.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="serving_default averages the four 90-degree rotations (default off; "
-        "the `tta` signature always does)",
+        help="the keypoints average the four 90-degree rotations (default off; "
+        "a SavedModel's `tta` signature always does)",
+    )
+    export.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        help="tflite only: float16 weights, or int8 calibrated on "
+        f"{CALIBRATION_CROPS} training crops; scored on the validation split",
+    )
+    export.add_argument(
+        "--data",
+        default=None,
+        help="--quantize: the source to calibrate and score on (default the run's)",
+    )
+    export.add_argument(
+        "--crop",
+        choices=CHOICES["crop"],
+        default="biased",
+        help="--quantize: crop of the train and validation splits (default biased)",
+    )
+    export.add_argument(
+        "--data-dir",
+        default=None,
+        help="--quantize: where prepared sources live (default $HJR_DATA_DIR, "
+        "else ~/.cache/hjr/datasets)",
     )
 
     bench = commands.add_parser(
@@ -253,9 +302,17 @@ def _add_model_commands(commands):
         help="measure throughput and memory here",
         description="The input pipeline, training per head, prediction and export "
         "latency (TensorFlow backend); or, with --train-step, the training step "
-        "alone on any Keras backend (KERAS_BACKEND), without TensorFlow.",
+        "alone on any Keras backend (KERAS_BACKEND), without TensorFlow; or, with "
+        "--export RUN, the latency of a run's exported files.",
     )
     bench.add_argument("--json", help="also write the figures here")
+    bench.add_argument(
+        "--export",
+        metavar="RUN",
+        help="instead: the run's SavedModel, ONNX and LiteRT (float32, float16) "
+        "files and its Keras network: size, latency of 1 image and of 32 (median, "
+        "p90), as JSON",
+    )
     step = bench.add_argument_group("--train-step")
     step.add_argument(
         "--train-step",
@@ -465,6 +522,16 @@ def _evaluate(args, source):
 def _bench(args):
     if args.json and not os.path.isdir(os.path.dirname(args.json) or "."):
         raise UserError(f"--json {args.json}: its folder does not exist")
+    if args.export and args.train_step:
+        raise UserError("--export and --train-step: give one of them")
+    if args.export:
+        import json
+
+        from .bench import bench_export
+
+        result = bench_export(args.export, args.quick, args.json)
+        print(json.dumps(result, indent=2))
+        return
     if args.train_step:
         return _bench_train_step(args)
     from .bench import bench, table
@@ -498,19 +565,61 @@ def _bench_train_step(args):
             tmp.write_text(text + "\n")
 
 
+def _export(args, verbose):
+    from .export import check_out, export, info_path
+
+    check_out(args.out, args.format, args.overwrite)  # before the network loads
+    out = export(
+        args.model,
+        args.out,
+        args.tta,
+        args.format,
+        args.quantize,
+        args.overwrite,
+        args.data,
+        args.crop,
+        args.data_dir,
+        verbose,
+        log=print,
+    )
+    with_tta = "with" if args.tta else "without"
+    if args.format == "savedmodel":
+        print(f"hjr: wrote the SavedModel {out} (serving_default {with_tta} TTA)")
+        return
+    import json
+
+    info = json.loads(info_path(out).read_text())
+    print(
+        f"hjr: wrote {out} ({args.format}, {info['size_bytes'] / 2**20:.2f} MiB, "
+        f"{with_tta} TTA) and {info_path(out).name}"
+    )
+    report = info.get("quantization")
+    if report:
+        line = (
+            f"hjr: {report['quantize']}: {report['float32_bytes'] / 2**20:.2f} -> "
+            f"{report['quantized_bytes'] / 2**20:.2f} MiB"
+        )
+        if "quantized_mean_joint_error_px" in report:
+            line += (
+                f"; mean joint error on {report['validation_crops']} validation "
+                f"crops {report['float32_mean_joint_error_px']:.3f} -> "
+                f"{report['quantized_mean_joint_error_px']:.3f} px"
+            )
+        print(line)
+
+
 def _run(args, verbose):
     if args.command == "train":
         return _train(args, verbose)
+    if args.command == "export" and args.quantize and args.format != "tflite":
+        raise UserError(
+            f"--quantize {args.quantize}: only for --format tflite, not {args.format}"
+        )
     start_tensorflow(verbose)
     if args.command == "bench":
         return _bench(args)
     if args.command == "export":
-        from .export import export
-
-        out = export(args.model, args.out, args.tta)
-        with_tta = "with" if args.tta else "without"
-        print(f"hjr: wrote the SavedModel {out} (serving_default {with_tta} TTA)")
-        return None
+        return _export(args, verbose)
     from data_pipeline.sources import parse_source
 
     source = parse_source(args.data)

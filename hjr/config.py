@@ -27,6 +27,10 @@ JIT = ("auto", "on", "off")
 LR_SCHEDULES = ("constant", "cosine")
 LAYOUTS = ("fast", "plain")
 MAP_STRIDES = (1, 2, 4, 8)  # input pixels per map pixel (map heads)
+# hjr export (hjr.export): formats, LiteRT quantizations, int8 calibration crops.
+EXPORT_FORMATS = ("savedmodel", "onnx", "tflite")
+QUANTIZATIONS = ("float16", "int8")
+CALIBRATION_CROPS = 300
 
 default_conf = {
     # The network (hjr.model.build_model); each head adds its own settings

@@ -95,7 +95,7 @@ def demo(
     )
 
     print("hjr demo: exporting the SavedModel")
-    export(run_dir, out / "saved_model", tta=True)
+    export(run_dir, out / "saved_model", tta=True, overwrite=True)  # the demo's own
     difference = _check_export(
         out / "saved_model", source, data_dir, ids, test_predictions
     )

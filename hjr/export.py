@@ -1,7 +1,19 @@
-"""`hjr export`: a training run's best network as a SavedModel for TF Serving.
+"""`hjr export`: a training run's best network as a SavedModel for TF Serving, an
+ONNX file (onnxruntime, TensorRT, OpenVINO) or a LiteRT (TFLite) file for phones.
 
-Signatures (all take `images` uint8 RGB and return `keypoints` float32 [B, 21, 2],
-x = column, y = row, pixel i covering [i, i+1)):
+ONNX and LiteRT (formats "onnx", "tflite"): one file with one input `images` uint8
+RGB [N, 128, 128, 3] (any N; preprocessing inside) and one output `keypoints`
+float32 [N, 21, 2] in crop pixels, with the 4-rotation TTA where exported with
+tta: what the SavedModel's serving_default gives. Written by Keras' own exporters
+(`model.export(format="onnx")`, through tf2onnx; `format="litert"`, through the
+TFLite converter). The LiteRT file can be quantized: float16 weights, or int8
+weights and activations calibrated on training crops. Beside the file,
+`<file>.json`: the same information as a SavedModel's hjr.json, its size and,
+quantized, the size and the mean joint error on the validation split before and
+after (`quantization`).
+
+SavedModel signatures (all take `images` uint8 RGB and return `keypoints` float32
+[B, 21, 2], x = column, y = row, pixel i covering [i, i+1)):
 - `serving_default`: images [B, 128, 128, 3]; 4-rotation TTA if exported with tta.
 - `plain`: the same without TTA; map heads also return `maps` [B, s, s, 21] (s =
   128 / map_stride), the offsets head also `offsets` [B, s, s, 21, 2].
@@ -20,14 +32,21 @@ import tempfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from data_pipeline.errors import UserError
+from data_pipeline.files import atomic_path
 from data_pipeline.keypoints import JOINT_NAMES
 
+from .config import CALIBRATION_CROPS
+from .config import EXPORT_FORMATS as FORMATS
+from .config import QUANTIZATIONS
 from .predict import is_saved_model, predict_keypoints
+from .quiet import converter_output
 
 MARKER = "hjr.json"
+SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 
 
 def _resized_keypoints(net, images, size, tta):
@@ -38,16 +57,67 @@ def _resized_keypoints(net, images, size, tta):
     return predict_keypoints(net, resized, tta) * scale
 
 
-def export_network(net, out, conf: dict, tta: bool = False) -> Path:
-    """Write net (of hjr.model.build_model) as a SavedModel folder `out`, atomically:
-    into a temporary folder beside it, then renamed. An earlier hjr export in `out`
-    is replaced; any other non-empty folder is left alone (UserError)."""
+def check_out(out, fmt: str = "savedmodel", overwrite: bool = False) -> Path:
+    """The output path `out` of an export in format `fmt`, checked before any work:
+    an existing path is refused unless `overwrite`, and even then a folder that is
+    not an earlier hjr export is left alone (UserError)."""
+    if fmt not in FORMATS:
+        raise UserError(f"expected one of {', '.join(FORMATS)}", "format", fmt)
     out = Path(out)
-    if out.exists() and not (out / MARKER).is_file():
-        if not out.is_dir() or any(out.iterdir()):
+    wrong = [f for f, suffix in SUFFIXES.items() if f != fmt and out.suffix == suffix]
+    if wrong:
+        raise UserError(f"a {wrong[0]} file's name; this is --format {fmt}", "out", out)
+    if not os.path.lexists(out):
+        return out
+    if not overwrite:
+        raise UserError("exists; pass --overwrite to replace it", "out", out)
+    if fmt == "savedmodel":
+        if not out.is_dir():
+            raise UserError(
+                "exists and is not a folder; a SavedModel is one", "out", out
+            )
+        if not (out / MARKER).is_file() and any(out.iterdir()):
             raise UserError(
                 "exists and is not an hjr export; choose another folder", "out", out
             )
+    elif out.is_dir():
+        raise UserError(f"is a folder; the {fmt} export is one file", "out", out)
+    return out
+
+
+def export_network(
+    net,
+    out,
+    conf: dict,
+    tta: bool = False,
+    fmt: str = "savedmodel",
+    overwrite: bool = False,
+    quantize: str = None,
+    calibration=None,
+    validation=None,
+    verbose: bool = False,
+    log=None,
+) -> Path:
+    """Write net (of hjr.model.build_model) to `out` in format `fmt` (FORMATS),
+    atomically: into a temporary file or folder beside it, then renamed. An
+    existing `out` is refused unless `overwrite` (check_out).
+
+    quantize (tflite only): "float16" or "int8"; int8 takes `calibration`, uint8
+    crops [N, 128, 128, 3]. With `validation` (crops, keypoints [N, 21, 2]) the
+    mean joint error before and after quantization is measured and reported."""
+    out = check_out(out, fmt, overwrite)
+    if quantize is not None and fmt != "tflite":
+        raise UserError(f"only for --format tflite, not {fmt}", "quantize", quantize)
+    if quantize not in (None, *QUANTIZATIONS):
+        raise UserError(
+            f"expected one of {', '.join(QUANTIZATIONS)}", "quantize", quantize
+        )
+    if quantize == "int8" and calibration is None:
+        raise UserError("int8 needs calibration crops", "quantize", quantize)
+    if fmt != "savedmodel":
+        return _export_file(
+            net, out, conf, tta, fmt, quantize, calibration, validation, verbose, log
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     size = int(conf.get("input_size", 128))
     square = tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")
@@ -109,12 +179,297 @@ def _replace_folder(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export(model, out, tta: bool = False) -> Path:
-    """Export a run folder's best network (see export_network)."""
+class ServingModel(keras.Model):
+    """uint8 crops [N, S, S, 3] -> {"keypoints": float32 [N, 21, 2]}: the
+    SavedModel's serving_default as a Keras model, for Keras' exporters."""
+
+    def __init__(self, net, tta: bool):
+        super().__init__(name="hjr_serving")
+        self.net, self.tta = net, bool(tta)
+
+    def call(self, images):
+        return {"keypoints": predict_keypoints(self.net, images, self.tta)}
+
+
+def _serving(net, size: int, tta: bool):
+    """(ServingModel built on one crop, its input signature)."""
+    model = ServingModel(net, tta)
+    model(np.zeros((1, size, size, 3), np.uint8))  # builds it: export needs that
+    return model, [tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")]
+
+
+def _convert(model, spec, path: Path, fmt: str, quantize=None, calibration=None):
+    """Keras' own exporter: ONNX through tf2onnx, LiteRT through the TFLite
+    converter (float32 unless quantize; builtin LiteRT ops only, so that the plain
+    LiteRT runtime runs the file without TensorFlow's Flex delegate). int8: see
+    _convert_int8."""
+    if fmt == "onnx":
+        model.export(str(path), format="onnx", input_signature=spec, verbose=False)
+        return
+    if quantize == "int8":
+        path.write_bytes(_convert_int8(model, spec, calibration))
+        return
+    options = {"target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}}
+    if quantize == "float16":
+        options["optimizations"] = [tf.lite.Optimize.DEFAULT]
+        options["target_spec"]["supported_types"] = [tf.float16]
+    model.export(
+        str(path), format="litert", input_signature=spec, verbose=False, **options
+    )
+
+
+def _convert_int8(model, spec, calibration) -> bytes:
+    """The LiteRT file with int8 weights and activations, calibrated on crops
+    uint8 [N, S, S, 3], except the keypoint decoding (soft-argmax, voting: sums
+    and divisions that int8 would round to whole pixels, or divide by a zero
+    mass) and the TTA arithmetic, which stay float32: the TFLite converter's
+    selective quantization (tf.lite.experimental.QuantizationDebugger with
+    denylisted nodes; Keras' exporter has no such option). The SavedModel it
+    converts is the one Keras' LiteRT exporter writes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    crops = np.asarray(calibration, np.uint8)
+
+    def representative():
+        for crop in crops:
+            yield [crop[None]]
+
+    with tempfile.TemporaryDirectory() as folder:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            "serve", lambda images: model(images), input_signature=spec
+        )
+        archive.write_out(folder, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter.experimental_enable_resource_variables = True
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative
+        )
+        calibrated = Interpreter(model_content=debugger.calibrated_model)
+        net = model.net.name
+        keep = [
+            t["name"]
+            for t in calibrated.get_tensor_details()
+            if "/keypoints" in t["name"] or f"/{net}" not in t["name"]
+        ]
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_nodes=keep
+        )
+        return debugger.get_nondebug_quantized_model()
+
+
+def _temp_file(out: Path) -> Path:
+    """An empty temporary file beside `out`, with its suffix (the LiteRT exporter
+    wants `.tflite`)."""
+    fd, tmp = tempfile.mkstemp(
+        dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix
+    )
+    os.close(fd)
+    return Path(tmp)
+
+
+def info_path(out) -> Path:
+    """The JSON beside an exported file: `<file>.json`."""
+    out = Path(out)
+    return out.with_name(out.name + ".json")
+
+
+def _export_file(
+    net, out, conf, tta, fmt, quantize, calibration, validation, verbose, log
+):
+    log = log or (lambda line: None)
+    size = int(conf.get("input_size", 128))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model, spec = _serving(net, size, tta)
+    temps = [_temp_file(out)]
+    try:
+        what = {"onnx": "ONNX (tf2onnx)", "tflite": "LiteRT (TFLite converter)"}[fmt]
+        if quantize:
+            log(f"hjr export: converting to {what}, float32 then {quantize}")
+        else:
+            log(f"hjr export: converting to {what}")
+        report = None
+        if quantize is None:
+            with converter_output(verbose):
+                _convert(model, spec, temps[0], fmt)
+        else:
+            temps.append(_temp_file(out))
+            with converter_output(verbose):
+                _convert(model, spec, temps[1], fmt)
+                _convert(model, spec, temps[0], fmt, quantize, calibration)
+            report = {
+                "quantize": quantize,
+                "float32_bytes": temps[1].stat().st_size,
+                "quantized_bytes": temps[0].stat().st_size,
+            }
+            if quantize == "int8":
+                report["calibration_crops"] = int(len(calibration))
+            if validation is not None:
+                images, labels = validation
+                log(f"hjr export: mean joint error on {len(images)} validation crops")
+                for key, path in (("float32", temps[1]), ("quantized", temps[0])):
+                    predicted = open_exported(path).keypoints(images)
+                    error = np.linalg.norm(predicted - labels, axis=-1).mean()
+                    report[f"{key}_mean_joint_error_px"] = round(float(error), 4)
+                report["validation_crops"] = int(len(images))
+        info = {
+            "format": fmt,
+            "file": out.name,
+            "size_bytes": temps[0].stat().st_size,
+            "input": {
+                "name": "images",
+                "dtype": "uint8",
+                "shape": [None, size, size, 3],
+            },
+            "output": {"name": "keypoints", "dtype": "float32", "shape": [None, 21, 2]},
+            "head": conf["head"],
+            "backbone": conf["backbone"],
+            "input_size": size,
+            "tta": bool(tta),
+            "quantize": quantize,
+            "joint_names": list(JOINT_NAMES),
+            "config": conf,
+        }
+        if report is not None:
+            info["quantization"] = report
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temps[0], 0o666 & ~umask)  # mkstemp makes 0600
+        with atomic_path(info_path(out)) as tmp:
+            tmp.write_text(json.dumps(info, indent=2) + "\n")
+            os.replace(temps[0], out)
+    finally:
+        for tmp in temps:
+            if tmp.exists():
+                tmp.unlink()
+    return out
+
+
+class ExportedModel:
+    """An exported ONNX or LiteRT file in its own runtime (onnxruntime; the LiteRT
+    interpreter of ai_edge_litert): keypoints of uint8 crops [N, 128, 128, 3]."""
+
+    def __init__(self, path, threads: int = None):
+        self.path = Path(path)
+        self.format = "onnx" if self.path.suffix == ".onnx" else "tflite"
+        threads = threads or os.cpu_count()
+        if self.format == "onnx":
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.log_severity_level = 3
+            self._session = onnxruntime.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+            self._input = self._session.get_inputs()[0].name
+        else:
+            from ai_edge_litert.interpreter import Interpreter
+
+            with converter_output():  # "INFO: Created TensorFlow Lite XNNPACK..."
+                self._interpreter = Interpreter(
+                    model_path=str(path), num_threads=threads
+                )
+                self._runner = self._interpreter.get_signature_runner()
+                shape = self._runner.get_input_details()["images"]["shape"]
+                self._runner(images=np.zeros((1, *shape[1:]), np.uint8))
+
+    def keypoints(self, images, batch_size: int = 64) -> np.ndarray:
+        images = np.asarray(images, np.uint8)
+        parts = [
+            self._run(images[i : i + batch_size])
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, 21, 2), np.float32)
+
+    def _run(self, images):
+        if self.format == "onnx":
+            return self._session.run(["keypoints"], {self._input: images})[0]
+        return self._runner(images=images)["keypoints"]
+
+
+def open_exported(path, threads: int = None) -> ExportedModel:
+    """An ONNX (.onnx) or LiteRT (.tflite) file of `hjr export`, ready to run."""
+    path = Path(path)
+    if path.suffix not in SUFFIXES.values() or not path.is_file():
+        raise UserError(f"{path}: not an exported .onnx or .tflite file")
+    return ExportedModel(path, threads)
+
+
+def split_arrays(source, split, count, crop="biased", data_dir=None):
+    """(crops uint8 [n, S, S, 3], keypoints [n, 21, 2]) of the first `count`
+    samples (or all) of a prepared split, in the pipeline's order."""
+    from data_pipeline.pipeline import make_dataset, open_split
+
+    open_split(source, split, crop, data_dir)
+    images, keypoints, have = [], [], 0
+    for batch in make_dataset(source, split, 64, crop=crop, data_dir=data_dir):
+        images.append(batch["image"].numpy())
+        keypoints.append(batch["keypoints"].numpy())
+        have += len(images[-1])
+        if have >= count:
+            break
+    return np.concatenate(images)[:count], np.concatenate(keypoints)[:count]
+
+
+def export(
+    model,
+    out,
+    tta: bool = False,
+    fmt: str = "savedmodel",
+    quantize: str = None,
+    overwrite: bool = False,
+    data=None,
+    crop: str = "biased",
+    data_dir=None,
+    verbose: bool = False,
+    log=None,
+) -> Path:
+    """Export a run folder's best network (see export_network). int8 calibrates on
+    CALIBRATION_CROPS training crops of `data` (default: the run's own source);
+    a quantized export is scored on its validation split where it has one."""
+    from data_pipeline.sources import parse_source
+
     from .config import load_config
     from .train import load_network
 
-    if is_saved_model(model):
-        raise UserError("already a SavedModel; give a run folder", "model", model)
+    check_out(out, fmt, overwrite)
+    if quantize is not None and fmt != "tflite":
+        raise UserError(f"only for --format tflite, not {fmt}", "quantize", quantize)
+    if Path(model).suffix in SUFFIXES.values() or is_saved_model(model):
+        raise UserError("already an export; give a run folder", "model", model)
+    conf = load_config(model)
     net = load_network(model)
-    return export_network(net, out, load_config(model), tta)
+    calibration = validation = None
+    if quantize is not None:
+        source = parse_source(data or conf["data"])
+        if quantize == "int8":
+            if log:
+                log(f"hjr export: {CALIBRATION_CROPS} training crops of {source}")
+            calibration, _ = split_arrays(
+                source, "train", CALIBRATION_CROPS, crop, data_dir
+            )
+        try:
+            validation = split_arrays(source, "validation", 10**9, crop, data_dir)
+        except UserError as error:
+            raise UserError(
+                f"{error.describe()}: the quantized model is scored on the "
+                "validation split (give --data with one)"
+            ) from None
+    return export_network(
+        net,
+        out,
+        conf,
+        tta,
+        fmt,
+        overwrite,
+        quantize,
+        calibration,
+        validation,
+        verbose,
+        log,
+    )

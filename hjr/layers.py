@@ -86,11 +86,33 @@ class UpsampledConv(keras.layers.Layer):
         )
 
     def call(self, features):
-        rows = self._interpolation(features.shape[1])
-        cols = self._interpolation(features.shape[2])
-        taps = keras.ops.einsum("byxc,uvcj->byxuvj", features, self.kernel)
-        half = keras.ops.einsum("vXx,byxuvj->byXuj", cols, taps)
-        return keras.ops.einsum("uYy,byXuj->bYXj", rows, half) + self.bias
+        # Three matrix products (plain matmuls with the batch folded into the rows,
+        # so that TensorFlow's profiler counts them and the ONNX and LiteRT
+        # converters keep the batch dynamic; einsums compute the same sums):
+        # taps  [b y x, c] @ [c, u v j]          (u, v: the kernel's row, column)
+        # half  [b y u j, v x] @ [v x, X]        (X: output column)
+        # out   [b X j, u y] @ [u y, Y]          (Y: output row)
+        ops = keras.ops
+        _, height, width, channels = features.shape
+        k, f, s = self.kernel_size, self.filters, self.factor
+        kernel = ops.reshape(ops.transpose(self.kernel, (2, 0, 1, 3)), (channels, -1))
+        taps = ops.matmul(ops.reshape(features, (-1, channels)), kernel)
+        # The batch size where it is known when traced, so that features of
+        # another size than built for fail here rather than fold into the batch.
+        batch = ops.shape(features)[0]
+        batch = -1 if batch is None else batch
+        taps = ops.reshape(taps, (batch, height, width, k, k, f))  # b y x u v j
+        cols = self._interpolation(width)  # [v, X, x]
+        cols = ops.reshape(ops.transpose(cols, (0, 2, 1)), (k * width, width * s))
+        half = ops.transpose(taps, (0, 1, 3, 5, 4, 2))  # b y u j v x
+        half = ops.matmul(ops.reshape(half, (-1, k * width)), cols)
+        half = ops.reshape(half, (-1, height, k, f, width * s))  # b y u j X
+        rows = self._interpolation(height)  # [u, Y, y]
+        rows = ops.reshape(ops.transpose(rows, (0, 2, 1)), (k * height, height * s))
+        out = ops.transpose(half, (0, 4, 3, 2, 1))  # b X j u y
+        out = ops.matmul(ops.reshape(out, (-1, k * height)), rows)
+        out = ops.reshape(out, (-1, width * s, f, height * s))  # b X j Y
+        return ops.transpose(out, (0, 3, 1, 2)) + self.bias
 
     def _interpolation(self, size):
         """[k, size * factor, size]: row Y of matrix d is the bilinear weights
@@ -113,7 +135,8 @@ class UpsampledConv(keras.layers.Layer):
 
     def flops_per_image(self, input_shape) -> int:
         """Floating-point operations (2 per multiply-add) of one image's forward
-        pass: the three products of call()."""
+        pass: the three products of call() (as TensorFlow's profiler counts
+        them)."""
         height, width, channels = input_shape[-3:]
         k, f, s = self.kernel_size, self.filters, self.factor
         taps = height * width * channels * k * k * f

@@ -11,11 +11,13 @@ matter reach Python as exceptions). Everything else written meanwhile (Python
 warnings, any other line) is passed on. `HJR_VERBOSE=1` or `hjr -v` keeps it all.
 """
 
+import contextlib
 import logging
 import os
 import re
 import sys
 import tempfile
+import warnings
 
 NOISE = re.compile(
     "|".join(
@@ -75,3 +77,43 @@ def _import_tensorflow():
 
     if keras.backend.backend() != "tensorflow":
         tf.config.set_visible_devices([], "GPU")
+
+
+@contextlib.contextmanager
+def converter_output(verbose: bool = False):
+    """Keep what converters (tf2onnx, the LiteRT converter, TensorFlow's graph
+    passes) write to stdout and stderr, from Python or C++, off the terminal
+    unless `verbose`; where the block fails, its last lines are shown after all."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("tf2onnx", "absl", "tensorflow")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    failed = False
+    with tempfile.TemporaryFile() as captured, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(captured.fileno(), 1)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+            if failed:
+                captured.seek(0)
+                lines = captured.read().decode(errors="replace").splitlines(True)
+                sys.stderr.write("".join(lines[-40:]))

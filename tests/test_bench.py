@@ -67,3 +67,39 @@ def test_bench_flag_errors(capsys):
     assert "--backbone" in err and "resnet9" in err and "resnet152v2" in err
     assert main(["bench", "--json", "/no/such/folder/b.json"]) == 2
     assert "its folder does not exist" in capsys.readouterr().err
+
+
+def test_bench_export_times_every_format(tmp_path, capsys):
+    """`hjr bench --export RUN`: per format the file size and the median and p90
+    latency of one image and of a batch of 32, printed as JSON; every format gives
+    the Keras network's keypoints."""
+    from conftest import train_small_run
+
+    run = train_small_run(tmp_path / "run", tmp_path / "prepared", "fc", steps=1)
+    path = tmp_path / "export.json"
+    capsys.readouterr()
+    assert main(["bench", "--export", str(run), "--quick", "--json", str(path)]) == 0
+    printed = capsys.readouterr()
+    result = json.loads(printed.out)
+    assert result == json.loads(path.read_text())
+    assert "hjr bench: timing onnx" in printed.err
+    formats = result["formats"]
+    assert list(formats) == ["keras", "savedmodel", "onnx", "tflite", "tflite_float16"]
+    for name, entry in formats.items():
+        for key in ("one_image_ms", "batch_32_ms"):
+            assert 0 < entry[key]["median"] <= entry[key]["p90"], (name, key)
+            assert entry[key]["calls"] >= 3
+        assert entry["batch_32_ms"]["median"] > entry["one_image_ms"]["median"]
+        tolerance = 0.5 if name == "tflite_float16" else 0.01  # float16 weights
+        assert entry["max_difference_px"] <= tolerance, name
+    assert formats["keras"]["size_mib"] is None
+    sizes = {name: formats[name]["size_mib"] for name in list(formats)[1:]}
+    assert 0.4 < sizes["tflite_float16"] / sizes["tflite"] < 0.6
+    assert sizes["onnx"] == pytest.approx(sizes["tflite"], rel=0.2)
+    assert result["head"] == "fc" and result["threads"] >= 1
+
+    assert main(["bench", "--export", str(tmp_path), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "not a run folder" in err and len(err.strip().splitlines()) == 1
+    assert main(["bench", "--export", str(run), "--train-step"]) == 2
+    assert "give one of them" in capsys.readouterr().err

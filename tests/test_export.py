@@ -1,5 +1,7 @@
-"""`hjr export`: a SavedModel that plain TensorFlow and saved_model_cli run, giving
-the keypoints `hjr predict` gives; bad inputs are clear errors."""
+"""`hjr export`: a SavedModel that plain TensorFlow and saved_model_cli run, and ONNX
+and LiteRT files that onnxruntime and the LiteRT interpreter run without TensorFlow
+or hjr, all giving the keypoints `hjr predict` gives; quantized LiteRT files report
+their size and accuracy cost; bad inputs are clear errors."""
 
 import json
 import os
@@ -196,7 +198,7 @@ def test_export_bad_inputs(trained, tmp_path, capsys):
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
     assert main(["export", "--model", run, "--out", str(precious)]) == 2
-    assert "not an hjr export" in capsys.readouterr().err
+    assert "exists; pass --overwrite to replace it" in capsys.readouterr().err
     assert [p.name for p in precious.iterdir()] == ["notes.txt"]
 
     blocker = tmp_path / "a_file"
@@ -204,10 +206,21 @@ def test_export_bad_inputs(trained, tmp_path, capsys):
     assert main(["export", "--model", run, "--out", str(blocker / "sub" / "e")]) == 2
     assert str(blocker) in capsys.readouterr().err
 
+    assert main(["export", "--model", run, "--out", str(precious), "--overwrite"]) == 2
+    assert "not an hjr export" in capsys.readouterr().err
+    assert [p.name for p in precious.iterdir()] == ["notes.txt"]
+
     again = tmp_path / "again"
-    for _ in range(2):  # an earlier export is replaced
-        assert main(["export", "--model", run, "--out", str(again)]) == 0
+    assert main(["export", "--model", run, "--out", str(again)]) == 0
+    (again / "hjr.json").write_text("{}")
+    assert main(["export", "--model", run, "--out", str(again)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {again}: exists; pass --overwrite" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (again / "hjr.json").read_text() == "{}"
+    assert main(["export", "--model", run, "--out", str(again), "--overwrite"]) == 0
     assert (again / "saved_model.pb").is_file()
+    assert json.loads((again / "hjr.json").read_text())["head"] == "classification"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
     assert (
@@ -253,3 +266,238 @@ def test_offsets_head_trains_predicts_with_tta_and_exports(tmp_path):
     plain = model.signatures["plain"](images=batch["image"])
     assert plain["maps"].shape == (8, 32, 32, 21)
     assert plain["offsets"].shape == (8, 32, 32, 21, 2)
+
+
+def _run_exported(folder, files, images):
+    """Keypoints of each exported file in its own runtime (onnxruntime, the LiteRT
+    interpreter), in a fresh interpreter where hjr, data_pipeline and TensorFlow
+    cannot be imported: {file name: keypoints}."""
+    script = textwrap.dedent(f"""
+        import sys
+        for name in ("hjr", "data_pipeline", "tensorflow", "keras"):
+            sys.modules[name] = None  # importing them now fails
+        import numpy as np
+        import onnxruntime
+        from ai_edge_litert.interpreter import Interpreter
+
+        images = np.load({str(images)!r})
+        for path in sys.argv[1:]:
+            if path.endswith(".onnx"):
+                session = onnxruntime.InferenceSession(path)
+                (inp,) = session.get_inputs()
+                assert inp.name == "images" and inp.type == "tensor(uint8)", inp
+                assert inp.shape[1:] == [128, 128, 3], inp.shape
+                (out,) = session.get_outputs()
+                assert out.name == "keypoints" and out.shape[1:] == [21, 2]
+                keypoints = session.run(["keypoints"], {{"images": images}})[0]
+            else:
+                runner = Interpreter(model_path=path).get_signature_runner()
+                details = runner.get_input_details()["images"]
+                assert details["dtype"] == np.uint8, details
+                assert list(details["shape_signature"]) == [-1, 128, 128, 3]
+                keypoints = runner(images=images)["keypoints"]
+                one = runner(images=images[:1])["keypoints"]  # another batch size
+                np.testing.assert_allclose(one, keypoints[:1], atol=1e-4)
+            np.save(path + ".keypoints.npy", keypoints)
+        """)
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, files)],
+        capture_output=True,
+        text=True,
+        env=QUIET,
+        cwd=folder,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {Path(f).name: np.load(f"{f}.keypoints.npy") for f in files}
+
+
+def test_onnx_and_litert_files_match_hjr_predict(trained, capsys):
+    """The demo's flow for a run: `hjr export --format onnx|tflite`, each file run
+    in its own runtime, within 0.01 px of `hjr predict --no-tta` (and of --tta
+    where exported with --tta)."""
+    folder, run = trained["folder"], str(trained["run"])
+    files = {
+        "model.onnx": ["--format", "onnx"],
+        "model.tflite": ["--format", "tflite"],
+        "model_tta.onnx": ["--format", "onnx", "--tta"],
+        "model_tta.tflite": ["--format", "tflite", "--tta"],
+    }
+    for name, flags in files.items():
+        capsys.readouterr()
+        out = folder / "files" / name
+        assert main(["export", "--model", run, "--out", str(out), *flags]) == 0
+        printed = capsys.readouterr()
+        assert f"wrote {out} ({flags[1]}" in printed.out and printed.err == ""
+        info = json.loads((folder / "files" / f"{name}.json").read_text())
+        assert info["format"] == flags[1] and info["tta"] == ("--tta" in flags)
+        assert info["size_bytes"] == out.stat().st_size > 10_000
+        assert info["input"]["dtype"] == "uint8" and info["quantize"] is None
+    served = _run_exported(
+        folder, [folder / "files" / n for n in files], folder / "images.npy"
+    )
+    expected = trained["predictions"]
+    for name, keypoints in served.items():
+        truth = expected["--tta" if "_tta" in name else "--no-tta"]
+        assert keypoints.shape == truth.shape == (8, 21, 2)
+        np.testing.assert_allclose(keypoints, truth, atol=0.01, err_msg=name)
+    assert np.abs(expected["--tta"] - expected["--no-tta"]).max() > 0.01
+
+
+@pytest.mark.parametrize("head", ["fc", "classification", "scoremap", "offsets"])
+def test_every_head_converts_with_parity(head, tmp_path):
+    """Each head's network (its custom layers included) converts to ONNX and LiteRT
+    through the Python API; both give the Keras network's keypoints (what `hjr
+    predict --no-tta` computes) for batches of any size."""
+    import keras
+
+    from hjr.config import complete
+    from hjr.export import export_network, open_exported
+    from hjr.model import build_model
+    from hjr.predict import NetworkPredictor
+
+    keras.utils.set_random_seed(1)
+    conf = complete(dict(head=head, backbone="tiny", weights="none"))
+    net = build_model(conf)
+    images = np.random.default_rng(0).integers(0, 256, (5, 128, 128, 3), np.uint8)
+    expected = NetworkPredictor(net).keypoints(images, False)
+    for fmt in ("onnx", "tflite"):
+        out = export_network(net, tmp_path / f"{head}.{fmt}", conf, fmt=fmt)
+        exported = open_exported(out)
+        np.testing.assert_allclose(exported.keypoints(images), expected, atol=0.01)
+        one = exported.keypoints(images[3:4])
+        np.testing.assert_allclose(one, expected[3:4], atol=0.01)
+
+
+def test_quantized_litert_reports_size_and_accuracy(trained, capsys):
+    """--quantize float16 and int8 (calibrated on the training crops): smaller
+    files that still run, with sizes and the mean joint error on the validation
+    split before and after printed and written beside the file."""
+    from hjr.export import open_exported, split_arrays
+
+    folder, run, common = trained["folder"], str(trained["run"]), trained["common"]
+    source = parse_source(SMALL_SYNTHETIC)
+    images, labels = split_arrays(source, "validation", 100, data_dir=common[-1])
+    reports = {}
+    for kind in ("float16", "int8"):
+        out = folder / "quantized" / f"model_{kind}.tflite"
+        argv = ["export", "--model", run, "--format", "tflite", "--quantize", kind]
+        capsys.readouterr()
+        assert main([*argv, *common, "--out", str(out)]) == 0
+        printed = capsys.readouterr().out
+        assert f"hjr: {kind}: " in printed and "mean joint error on 8 " in printed
+        report = json.loads((out.parent / f"{out.name}.json").read_text())
+        report = reports[kind] = report["quantization"]
+        assert report["quantized_bytes"] == out.stat().st_size
+        assert report["validation_crops"] == 8
+        predicted = open_exported(out).keypoints(images)
+        error = np.linalg.norm(predicted - labels, axis=-1).mean()
+        assert report["quantized_mean_joint_error_px"] == pytest.approx(error, abs=1e-3)
+    assert reports["int8"]["calibration_crops"] == 40  # the whole training split
+    float32 = reports["int8"]["float32_bytes"]
+    assert reports["float16"]["float32_bytes"] == float32
+    assert 0.4 * float32 < reports["float16"]["quantized_bytes"] < 0.6 * float32
+    assert reports["int8"]["quantized_bytes"] < 0.35 * float32
+    for report in reports.values():  # float32 before: the float LiteRT file's error
+        assert report["float32_mean_joint_error_px"] == pytest.approx(
+            reports["int8"]["float32_mean_joint_error_px"]
+        )
+
+
+def test_file_export_bad_inputs(trained, tmp_path, capsys):
+    run = str(trained["run"])
+    out = tmp_path / "model.onnx"
+
+    def fails(*argv, expected):
+        capsys.readouterr()
+        assert main(["export", "--model", run, *argv]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (argv, err)
+
+    fails("--format", "pb", "--out", str(out), expected="--format")
+    fails(
+        "--format",
+        "onnx",
+        "--quantize",
+        "int8",
+        "--out",
+        str(out),
+        expected="--quantize int8: only for --format tflite",
+    )
+    fails(
+        "--format",
+        "tflite",
+        "--out",
+        str(out),
+        expected=f"--out {out}: a onnx file's name; this is --format tflite",
+    )
+    out.write_bytes(b"not an onnx file")
+    fails(
+        "--format",
+        "onnx",
+        "--out",
+        str(out),
+        expected=f"--out {out}: exists; pass --overwrite to replace it",
+    )
+    assert out.read_bytes() == b"not an onnx file"
+    fails(
+        "--format",
+        "onnx",
+        "--out",
+        str(tmp_path),
+        "--overwrite",
+        expected="is a folder; the onnx export is one file",
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                run,
+                "--format",
+                "onnx",
+                "--out",
+                str(out),
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
+    assert out.read_bytes()[:2] != b"no" and out.stat().st_size > 10_000
+    assert (tmp_path / "model.onnx.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                str(out),
+                "--format",
+                "tflite",
+                "--out",
+                str(tmp_path / "m.tflite"),
+            ]
+        )
+        == 2
+    )
+    assert "already an export; give a run folder" in capsys.readouterr().err
+
+
+def test_command_line_export_is_quiet(trained, tmp_path):
+    """`hjr export --format tflite` in a user's shell: progress and the result on
+    stdout, nothing from the converters on stderr."""
+    from conftest import run_python
+
+    out = tmp_path / "quiet.tflite"
+    code = "import sys; from hjr.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["export", "--model", trained["run"], "--format", "tflite", "--out", out]
+    result = run_python(code, *argv, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ""
+    assert result.stdout.splitlines() == [
+        "hjr export: converting to LiteRT (TFLite converter)",
+        f"hjr: wrote {out} (tflite, {out.stat().st_size / 2**20:.2f} MiB, without "
+        "TTA) and quiet.tflite.json",
+    ]
