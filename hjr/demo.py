@@ -28,6 +28,7 @@ from data_pipeline.pipeline import make_dataset, read_split, read_visibility
 from data_pipeline.sources import parse_source
 
 from . import evaluate
+from .config import PRESETS
 from .export import export
 from .predict import SavedModelPredictor, load_predictor, predict
 from .train import run
@@ -36,6 +37,10 @@ DEMO_PRESET = "quick"
 # The head that learned the synthetic hands best on the quick preset (README,
 # "Reproduce the paper's tables": lowest mean joint error).
 DEMO_HEAD = "offsets"
+# The map heads train on tiny_unet (stride-4 features: 0.61 of tiny's error at
+# equal steps, docs/benchmarks.md) for 3,200 steps, as many as fit into 10 minutes
+# on 2 CPU cores (140 ms a step there); fc on the quick preset's tiny.
+MAP_HEAD_SETTINGS = {"backbone": "tiny_unet", "steps": 3200}
 NUM_PICTURES = 16
 
 
@@ -55,10 +60,13 @@ def demo(
     run_dir = out / "run"
     source = parse_source(data)
     overrides = {"head": head, "data": data, "crop": crop}
+    if head != "fc":
+        overrides.update(MAP_HEAD_SETTINGS)
     if steps is not None:
         overrides["steps"] = steps
     resume = (run_dir / "config.json").exists()
-    print(f"hjr demo: {DEMO_PRESET} preset, {head} head -> {out}")
+    backbone = overrides.get("backbone", PRESETS[DEMO_PRESET]["backbone"])
+    print(f"hjr demo: {DEMO_PRESET} preset, {head} head on {backbone} -> {out}")
     run(run_dir, DEMO_PRESET, overrides, resume=resume, data_dir=data_dir)
     if (run_dir / "curves.png").exists():
         shutil.copyfile(run_dir / "curves.png", out / "curves.png")
