@@ -23,6 +23,20 @@ from hjr.predict import predict
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
+def _python(script, folder, *args):
+    """Run a Python script in a fresh interpreter in `folder`; it must succeed."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=QUIET,
+        cwd=folder,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A 2-step classification run (a map head) and the test images it predicts."""
@@ -86,15 +100,7 @@ def test_export_runs_in_plain_tensorflow_without_hjr(trained):
             else:
                 raise SystemExit(f"accepted images {{bad.dtype}} {{bad.shape}}")
         """)
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env=QUIET,
-        cwd=folder,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _python(script, folder)
     assert result.stdout.count("rejected:") == 2
     served = np.load(folder / "served.npy")
     np.testing.assert_allclose(served, trained["predictions"]["--tta"], atol=2e-3)
@@ -300,15 +306,7 @@ def _run_exported(folder, files, images):
                 np.testing.assert_allclose(one, keypoints[:1], atol=1e-4)
             np.save(path + ".keypoints.npy", keypoints)
         """)
-    result = subprocess.run(
-        [sys.executable, "-c", script, *map(str, files)],
-        capture_output=True,
-        text=True,
-        env=QUIET,
-        cwd=folder,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    _python(script, folder, *files)
     return {Path(f).name: np.load(f"{f}.keypoints.npy") for f in files}
 
 
