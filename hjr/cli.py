@@ -569,9 +569,8 @@ def _bench_train_step(args):
 
 
 def _export(args, verbose):
-    from .export import check_out, export, info_path
+    from .export import export, info_path
 
-    check_out(args.out, args.format, args.overwrite)  # before the network loads
     out = export(
         args.model,
         args.out,

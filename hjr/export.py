@@ -57,12 +57,21 @@ def _resized_keypoints(net, images, size, tta):
     return predict_keypoints(net, resized, tta) * scale
 
 
-def check_out(out, fmt: str = "savedmodel", overwrite: bool = False) -> Path:
-    """The output path `out` of an export in format `fmt`, checked before any work:
-    an existing path is refused unless `overwrite`, and even then a folder that is
-    not an earlier hjr export is left alone (UserError)."""
+def check_out(
+    out, fmt: str = "savedmodel", overwrite: bool = False, quantize: str = None
+) -> Path:
+    """The output path `out` of an export in format `fmt` (quantized as
+    `quantize`: tflite only), checked before any work: an existing path is
+    refused unless `overwrite`, and even then a folder that is not an earlier hjr
+    export is left alone (UserError)."""
     if fmt not in FORMATS:
         raise UserError(f"expected one of {', '.join(FORMATS)}", "format", fmt)
+    if quantize is not None and fmt != "tflite":
+        raise UserError(f"only for --format tflite, not {fmt}", "quantize", quantize)
+    if quantize not in (None, *QUANTIZATIONS):
+        raise UserError(
+            f"expected one of {', '.join(QUANTIZATIONS)}", "quantize", quantize
+        )
     out = Path(out)
     wrong = [f for f, suffix in SUFFIXES.items() if f != fmt and out.suffix == suffix]
     if wrong:
@@ -105,13 +114,7 @@ def export_network(
     quantize (tflite only): "float16" or "int8"; int8 takes `calibration`, uint8
     crops [N, 128, 128, 3]. With `validation` (crops, keypoints [N, 21, 2]) the
     mean joint error before and after quantization is measured and reported."""
-    out = check_out(out, fmt, overwrite)
-    if quantize is not None and fmt != "tflite":
-        raise UserError(f"only for --format tflite, not {fmt}", "quantize", quantize)
-    if quantize not in (None, *QUANTIZATIONS):
-        raise UserError(
-            f"expected one of {', '.join(QUANTIZATIONS)}", "quantize", quantize
-        )
+    out = check_out(out, fmt, overwrite, quantize)
     if quantize == "int8" and calibration is None:
         raise UserError("int8 needs calibration crops", "quantize", quantize)
     if fmt != "savedmodel":
@@ -437,9 +440,7 @@ def export(
     from .config import load_config
     from .train import load_network
 
-    check_out(out, fmt, overwrite)
-    if quantize is not None and fmt != "tflite":
-        raise UserError(f"only for --format tflite, not {fmt}", "quantize", quantize)
+    check_out(out, fmt, overwrite, quantize)  # before the network loads
     if Path(model).suffix in SUFFIXES.values() or is_saved_model(model):
         raise UserError("already an export; give a run folder", "model", model)
     conf = load_config(model)
