@@ -91,6 +91,13 @@ def parse_source(spec: str) -> Source:
             raise UserError(
                 f"{key} must be a whole number, got {value!r}", "data", spec
             )
+        if key in SPLITS and int(value) < 1:
+            raise UserError(
+                f"{key} must be at least 1 (every split is read: training picks "
+                f"its checkpoints on validation), got {value}",
+                "data",
+                spec,
+            )
         source.options[OPTIONS[key][0]] = int(value)
     return source
 

@@ -356,7 +356,7 @@ def _add_model_commands(commands):
     demo.add_argument(
         "--steps",
         type=_positive,
-        help="training steps (default: 3200 for the map heads, on the tiny_unet "
+        help="training steps (default: 3600 for the map heads, on the tiny_unet "
         "backbone; the quick preset's 4800 for fc, on tiny)",
     )
 

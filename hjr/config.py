@@ -88,6 +88,13 @@ PRESETS = {
         # to compute and score), the soft-argmax joint error in the loss.
         "map_stride": 4,
         "integral": 0.01,
+        # Per head, over the settings above: the map heads on tiny_unet's stride-4
+        # features at twice the learning rate (docs/benchmarks.md, "Where tiny_unet
+        # spends its capacity").
+        "heads": {
+            head: {"backbone": "tiny_unet", "lr": 6e-3}
+            for head in ("classification", "scoremap", "offsets")
+        },
     },
     # The paper's network and image count (120k x 32 = 3.84 M images) at batch 256
     # on a GPU: bfloat16, 25 steps per compiled call, the learning rate scaled
@@ -182,8 +189,10 @@ def configure(preset: str = None, overrides: dict = None, resume=None) -> dict:
     for key, value in overrides.items():
         _known(key, value, head, defaults)
         _check(key, value)
-    # A preset's head settings (map_stride, ...) apply to the heads that have them.
+    # A preset's head settings (map_stride, ...) apply to the heads that have them,
+    # then its settings for this head alone.
     chosen = {k: v for k, v in PRESETS[preset].items() if k in defaults}
+    chosen.update(PRESETS[preset].get("heads", {}).get(head, {}))
     conf = {**defaults, **chosen, **overrides, "preset": preset}
     if conf["backbone"] == "tiny_unet" and conf.get("map_stride", 1) > 4:
         raise UserError(

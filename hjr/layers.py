@@ -195,12 +195,18 @@ def tiny_features(x, depth=1, unet=False):
     projection shortcut). depth 1 (`tiny`) is sized for a training step of batch
     32 on 2 CPU cores; depth 2 (`small`) costs about twice as much.
 
-    `unet` (`tiny_unet`): a third stage (256 channels, stride 32), then a decoder
-    back to stride 4, [B, 32, 32, 64]: three times, bilinear upsampling by 2, the
-    encoder's features of that stride concatenated, a 3x3 convolution (1x1 at
-    stride 4, where the stem's features are a 4x4 patch each).
+    `unet` (`tiny_unet`): a stem of two 3x3 stride-2 convolutions (16, then 32
+    channels: the stride-4 features it passes to the decoder see a 7x7 patch
+    through two nonlinear layers), a third stage (256 channels, stride 32), then a
+    decoder back to stride 4, [B, 32, 32, 64]: three times, bilinear upsampling by
+    2, the encoder's features of that stride concatenated, a 3x3 convolution (1x1
+    at stride 4).
     """
-    x = _conv_bn(x, 32, 4, 4, "stem")
+    if unet:
+        x = _conv_bn(x, 16, 3, 2, "stem_a")
+        x = _conv_bn(x, 32, 3, 2, "stem")
+    else:
+        x = _conv_bn(x, 32, 4, 4, "stem")
     skips = [x]
     for i, filters in enumerate((64, 128, 256) if unet else (64, 128), start=1):
         for j in range(depth):

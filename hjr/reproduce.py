@@ -241,14 +241,23 @@ def _number(value) -> str:
 
 def markdown(table, rows) -> str:
     """reproduce.md: a header and one table line per finished row."""
-    conf = configure(table["preset"], {"steps": table["steps"]})
     minutes = sum(r["seconds"] for r in rows) / 60
     means = {r["crop"]: r["mean_predictor_kaggle_mse"] for r in rows}
+    backbones = {}  # backbone -> its heads (a preset may give heads their own)
+    for head in dict.fromkeys(r["head"] for r in rows):
+        conf = configure(table["preset"], {"head": head, "steps": table["steps"]})
+        backbones.setdefault(conf["backbone"], []).append(head)
+    if len(backbones) == 1:
+        networks = f"{next(iter(backbones))} backbone"
+    else:
+        networks = "backbone " + ", ".join(
+            f"{name} for {_and(heads)}" for name, heads in backbones.items()
+        )
     lines = [
         "# The paper's ablations, reproduced",
         "",
-        f"Source `{table['data']}`, preset `{table['preset']}` ({conf['backbone']} "
-        f"backbone, batch {conf['batch_size']}), {table['steps']} steps per run; "
+        f"Source `{table['data']}`, preset `{table['preset']}` ({networks}; batch "
+        f"{conf['batch_size']}), {table['steps']} steps per run; "
         f"wall time {minutes:.1f} min (training and evaluation, summed over the "
         "rows).",
         "",
@@ -274,6 +283,10 @@ def markdown(table, rows) -> str:
             f"| {_number(r['paper_kaggle_mse'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _and(words) -> str:
+    return " and ".join([", ".join(words[:-1]), words[-1]] if words[1:] else words)
 
 
 def _apart(row) -> str:

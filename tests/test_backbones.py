@@ -124,6 +124,7 @@ def test_tiny_unet_decodes_its_stride_32_features_to_stride_4():
     encoder = build_encoder("tiny_unet", None)
     assert encoder.output.shape == (None, 32, 32, 64)
     assert encoder.get_layer("block3_out").output.shape == (None, 4, 4, 256)
+    assert encoder.get_layer("stem_a_relu").output.shape == (None, 64, 64, 16)
     features = np.asarray(encoder(_images(2)))
     assert np.isfinite(features).all() and features.std() > 0
 

@@ -19,9 +19,13 @@ from hjr.heads import HEADS
 def test_a_head_brings_its_own_settings(head):
     conf = configure("quick", {"head": head})
     assert conf["head"] == head and conf["preset"] == "quick"
-    assert conf["backbone"] == PRESETS["quick"]["backbone"]
+    own = PRESETS["quick"]["heads"].get(head, {})
+    assert conf["backbone"] == own.get("backbone", PRESETS["quick"]["backbone"])
+    assert conf["lr"] == own.get("lr", PRESETS["quick"]["lr"])
     for key, value in HEADS[head].defaults.items():  # the preset's where it has one
         assert conf[key] == PRESETS["quick"].get(key, value)
+    mine = configure("quick", {"head": head, "backbone": "small", "lr": 1e-3})
+    assert (mine["backbone"], mine["lr"]) == ("small", 1e-3)  # flags win
     paper = configure("paper", {"head": head})
     assert all(paper[k] == v for k, v in HEADS[head].defaults.items())
     others = {k for name, h in HEADS.items() if name != head for k in h.defaults}

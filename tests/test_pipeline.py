@@ -257,6 +257,8 @@ def synthetic_free_read(path):
         ("synthetic:colour=3", "unknown option 'colour'"),
         ("synthetic:train=many", "unknown option|whole number"),
         ("synthetic:train=x1", "whole number"),
+        ("synthetic:validation=0", "validation must be at least 1"),
+        ("synthetic:train=0,test=5", "train must be at least 1"),
     ],
 )
 def test_bad_source_specs(spec, message):
