@@ -243,10 +243,14 @@ def markdown(table, rows) -> str:
     """reproduce.md: a header and one table line per finished row."""
     minutes = sum(r["seconds"] for r in rows) / 60
     means = {r["crop"]: r["mean_predictor_kaggle_mse"] for r in rows}
-    backbones = {}  # backbone -> its heads (a preset may give heads their own)
-    for head in dict.fromkeys(r["head"] for r in rows):
-        conf = configure(table["preset"], {"head": head, "steps": table["steps"]})
-        backbones.setdefault(conf["backbone"], []).append(head)
+    confs = [  # each head's run (a preset may give heads settings of their own)
+        configure(table["preset"], {"head": head, "steps": table["steps"]})
+        for head in dict.fromkeys(r["head"] for r in rows)
+    ]
+    backbones = {}  # backbone -> its heads
+    for conf in confs:
+        backbones.setdefault(conf["backbone"], []).append(conf["head"])
+    batches = _and(sorted({str(conf["batch_size"]) for conf in confs}))
     if len(backbones) == 1:
         networks = f"{next(iter(backbones))} backbone"
     else:
@@ -257,7 +261,7 @@ def markdown(table, rows) -> str:
         "# The paper's ablations, reproduced",
         "",
         f"Source `{table['data']}`, preset `{table['preset']}` ({networks}; batch "
-        f"{conf['batch_size']}), {table['steps']} steps per run; "
+        f"{batches}), {table['steps']} steps per run; "
         f"wall time {minutes:.1f} min (training and evaluation, summed over the "
         "rows).",
         "",
