@@ -31,7 +31,7 @@ from . import evaluate
 from .config import configure
 from .export import export
 from .predict import SavedModelPredictor, load_predictor, predict
-from .train import run
+from .train import train
 
 DEMO_PRESET = "quick"
 # The head that learned the synthetic hands best on the quick preset (README,
@@ -68,9 +68,9 @@ def demo(
         overrides.update(MAP_HEAD_SCHEDULE)
         if resume:
             del overrides["eval_every"]
-    backbone = configure(DEMO_PRESET, overrides)["backbone"]
-    print(f"hjr demo: {DEMO_PRESET} preset, {head} head on {backbone} -> {out}")
-    run(run_dir, DEMO_PRESET, overrides, resume=resume, data_dir=data_dir)
+    conf = configure(DEMO_PRESET, overrides, resume=run_dir if resume else None)
+    print(f"hjr demo: {DEMO_PRESET} preset, {head} head on {conf['backbone']} -> {out}")
+    train(conf, run_dir, resume, data_dir=data_dir)
     if (run_dir / "curves.png").exists():
         shutil.copyfile(run_dir / "curves.png", out / "curves.png")
 
