@@ -1,6 +1,8 @@
-"""What a training run leaves behind at each validation: checkpoints (latest and
-best, hjr.checkpoints), history.csv, the curves PNG and, where TensorFlow is
-installed, a few validation images with predicted joints in TensorBoard."""
+"""What a training run does at each validation: BatchNorm's moving statistics
+re-estimated first where the run asks (BatchNormRefresh), and what it leaves
+behind: checkpoints (latest and best, hjr.checkpoints), history.csv, the curves
+PNG and, where TensorFlow is installed, a few validation images with predicted
+joints in TensorBoard."""
 
 import importlib.util
 import json
@@ -16,6 +18,52 @@ from . import checkpoints
 from .draw import draw_keypoints, figure_image, new_figure
 
 CURVES = ("loss", "kaggle_mse", "mean_joint_distance")
+
+
+class BatchNormRefresh(keras.callbacks.Callback):
+    """Before each validation of fit(): every BatchNorm layer's moving mean and
+    variance set to the plain average of its batch statistics over `batches`
+    (dicts of training inputs, augmented by the trainer as in training), the
+    weights untouched. Short or large-batch runs validate on stale statistics
+    otherwise: the moving averages lag the weights by about 1 / (1 - momentum)
+    steps. The checkpoint written after the validation keeps these statistics,
+    and training goes on from them."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = list(batches)
+        self.fitting = False
+
+    def on_train_begin(self, logs=None):
+        self.fitting = True
+
+    def on_train_end(self, logs=None):
+        self.fitting = False
+
+    def on_test_begin(self, logs=None):
+        if self.fitting:  # fit()'s validation, not a separate evaluate()
+            refresh_batch_norm(self.model, self.batches)
+
+
+def refresh_batch_norm(model, batches):
+    """Re-estimate the moving statistics of model's trainable BatchNorm layers as
+    the average of their batch statistics over `batches`, run in training mode.
+    Keras updates them as moving = momentum * moving + (1 - momentum) * batch; a
+    momentum of k / (k + 1) at the k-th batch (from 0) makes that the average."""
+    norms = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for k, batch in enumerate(batches if norms else ()):
+            for layer in norms:
+                layer.momentum = k / (k + 1)
+            model(batch, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
 
 
 class RunRecorder(keras.callbacks.Callback):

@@ -159,6 +159,13 @@ def _add_train_command(commands):
     train.add_argument("--seed", type=int)
     train.add_argument("--eval-every", type=_positive, help="steps between validations")
     train.add_argument(
+        "--bn-refresh",
+        type=int,
+        metavar="IMAGES",
+        help="before each validation, re-estimate BatchNorm's moving statistics "
+        "from this many augmented training crops (0: off)",
+    )
+    train.add_argument(
         "--no-augment",
         dest="augment",
         action="store_const",
@@ -328,6 +335,12 @@ def _add_model_commands(commands):
         "--steps-per-execution", type=_positive, default=1, help="default 1"
     )
     step.add_argument("--jit", choices=CHOICES["jit"], default="auto")
+    step.add_argument(
+        "--repeats",
+        type=_positive,
+        default=3,
+        help="timed passes over the steps; the median is reported (default 3)",
+    )
     bench.add_argument(
         "--quick", action="store_true", help="fewer steps: a few minutes on 2 CPU cores"
     )
@@ -404,6 +417,7 @@ TRAIN_KEYS = (
     "lr_schedule",
     "seed",
     "eval_every",
+    "bn_refresh",
     "augment",
     "max_angle",
     "map_stride",
@@ -560,6 +574,7 @@ def _bench_train_step(args):
         args.steps,
         args.steps_per_execution,
         args.jit,
+        args.repeats,
     )
     text = json.dumps(result, indent=2)
     print(text)

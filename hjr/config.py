@@ -52,6 +52,9 @@ default_conf = {
     "lr_schedule": "constant",  # constant, or cosine decay to zero at the end
     "seed": 0,  # weights init, data order and augmentation draws
     "eval_every": 2000,  # steps between validations (and checkpoints)
+    # Before each validation, BatchNorm's moving statistics re-estimated from this
+    # many augmented training crops, weights untouched (0: off; hjr.callbacks).
+    "bn_refresh": 0,
     # Training augmentation (hjr.augment), the paper's.
     "augment": True,  # False: train on the crops as they are
     "rot90": True,  # random multiple of 90 degrees, k uniform in 0..3
@@ -98,7 +101,9 @@ PRESETS = {
     },
     # The paper's network and image count (120k x 32 = 3.84 M images) at batch 256
     # on a GPU: bfloat16, 25 steps per compiled call, the learning rate scaled
-    # with the batch (x8) after a warm-up.
+    # with the batch (x8) after a warm-up, and BatchNorm re-estimated before each
+    # validation (at batch 256 the moving averages lag far behind the weights:
+    # docs/benchmarks.md, "The large-batch rule").
     "gpu": {
         "batch_size": 256,
         "steps": 15_000,
@@ -107,6 +112,7 @@ PRESETS = {
         "precision": "mixed_bfloat16",
         "steps_per_execution": 25,
         "eval_every": 1000,
+        "bn_refresh": 2048,
     },
 }
 DEFAULT_PRESET = "paper"
@@ -137,7 +143,7 @@ def _check(key, value):
         _whole(key, value, 1)
     elif key == "input_size":
         _whole(key, value, 32)
-    elif key in ("seed", "warmup_steps"):
+    elif key in ("seed", "warmup_steps", "bn_refresh"):
         _whole(key, value, 0)
     elif key == "map_stride":
         if value not in MAP_STRIDES:

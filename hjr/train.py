@@ -23,7 +23,7 @@ from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source
 
 from . import checkpoints
-from .callbacks import RunRecorder, read_history
+from .callbacks import BatchNormRefresh, RunRecorder, read_history
 from .config import configure, load_config, save_config
 from .distribute import LocalDevices, is_chief, make_strategy
 from .metrics import kaggle_mse
@@ -31,6 +31,7 @@ from .model import build_model
 from .step import build_trainer, schedule
 
 PREVIEW_IMAGES = 4
+BN_REFRESH_BATCH = 256  # crops per forward pass of the BatchNorm re-estimation
 
 
 def trainer_inputs(ds):
@@ -166,6 +167,8 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
             str(run_dir / "logs"), update_freq=max(1, every // 10)
         ),
     ]
+    if conf["bn_refresh"]:
+        callbacks.append(BatchNormRefresh(bn_refresh_batches(conf, data_dir)))
     print(
         f"hjr: training {net.name} ({conf['backbone']}) on {source}, steps "
         f"{start}..{total}, batch {conf['batch_size']} on "
@@ -183,6 +186,27 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
         verbose=2 if os.environ.get("CI") == "true" else 1,
     )
     return run_dir
+
+
+def bn_refresh_batches(conf, data_dir=None) -> list:
+    """The batches a run re-estimates BatchNorm from (hjr.callbacks.BatchNormRefresh)
+    before each validation: its first bn_refresh training crops, as the trainer
+    takes them (augmented in its step), the same at every validation."""
+    images = conf["bn_refresh"]
+    size = min(images, BN_REFRESH_BATCH)
+    ds = make_dataset(
+        parse_source(conf["data"]),
+        "train",
+        size,
+        training=True,
+        seed=conf["seed"],
+        crop=conf["crop"],
+        data_dir=data_dir,
+    )
+    return [
+        {key: ops.convert_to_tensor(value.numpy()) for key, value in batch.items()}
+        for batch in trainer_inputs(ds).take(-(-images // size))
+    ]
 
 
 def _record_environment(run_dir, strategy):

@@ -28,6 +28,7 @@ from hjr.distribute import STRATEGIES, is_chief, make_strategy, use_jit
 
 DATA = "synthetic:train=64,validation=16,test=8"
 STEPS, EVAL_EVERY, BATCH = 4, 2, 8
+BN_REFRESH = 24  # BatchNorm re-estimated at each validation, under every strategy
 TIMEOUT = 300  # seconds per subprocess (each pays ~5 s of TensorFlow import)
 RTOL = 1e-4
 
@@ -134,6 +135,7 @@ def _train_with_driver(shared, strategy, run_dir, cpus=2):
         "eval_every": EVAL_EVERY,
         "batch_size": BATCH,
         "augment": False,
+        "bn_refresh": BN_REFRESH,
         "strategy": strategy,
     }
     proc = _run(
@@ -207,6 +209,8 @@ def test_two_process_multi_worker_run_on_localhost(shared, one_device):
         "--batch-size",
         BATCH,
         "--no-augment",
+        "--bn-refresh",
+        BN_REFRESH,
         "--data",
         DATA,
         "--data-dir",

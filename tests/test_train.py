@@ -9,11 +9,12 @@ import pytest
 from conftest import SMALL_SYNTHETIC
 
 from hjr import checkpoints
+from hjr.callbacks import refresh_batch_norm
 from hjr.cli import main
-from hjr.config import complete, configure, save_config
+from hjr.config import augmentation, complete, configure, save_config
 from hjr.heads import HEADS
 from hjr.model import HandTrainer, build_model
-from hjr.train import load_network, run, train
+from hjr.train import bn_refresh_batches, load_network, run, train
 
 SMALL = {"data": SMALL_SYNTHETIC, "steps": 4, "eval_every": 2, "batch_size": 8}
 
@@ -134,3 +135,46 @@ def test_dry_run_prints_the_model(capsys):
     assert main(["train", "--head", "scoremap", "--preset", "quick", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "hjr_scoremap" in out and "map_conv" in out and "block2_out" in out
+
+
+def test_refresh_batch_norm_averages_the_batch_statistics():
+    norm = keras.layers.BatchNormalization(momentum=0.9)
+    model = keras.Sequential([keras.Input((3,)), norm])
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(k, k + 1, (6, 3)).astype("float32") for k in range(3)]
+    refresh_batch_norm(model, batches)
+    mean = np.mean([b.mean(0) for b in batches], 0)
+    variance = np.mean([b.var(0) for b in batches], 0)
+    got = [
+        keras.ops.convert_to_numpy(v) for v in (norm.moving_mean, norm.moving_variance)
+    ]
+    np.testing.assert_allclose(got[0], mean, rtol=1e-5)
+    np.testing.assert_allclose(got[1], variance, rtol=1e-4)
+    assert norm.momentum == 0.9  # restored
+
+
+@pytest.mark.parametrize("images", [0, 20])
+def test_bn_refresh_validates_and_saves_the_re_estimated_statistics(
+    images, tmp_path, data_dir
+):
+    """With --bn-refresh the checkpoint holds BatchNorm statistics re-estimated
+    from the run's refresh batches (so doing it again changes nothing); without,
+    the moving averages of 2 steps, far from them."""
+    run_dir = tmp_path / "run"
+    argv = ["train", "--preset", "quick", "--head", "fc", "--data", SMALL_SYNTHETIC]
+    argv += ["--data-dir", data_dir, "--steps", "2", "--eval-every", "2"]
+    argv += ["--batch-size", "8", "--bn-refresh", str(images), "--out", run_dir]
+    assert main([str(a) for a in argv]) == 0
+    conf = json.loads((run_dir / "config.json").read_text())
+    assert conf["bn_refresh"] == images
+    net = load_network(run_dir, "latest")
+    norms = [v for v in net.non_trainable_variables if "moving" in v.path]
+    saved = [keras.ops.convert_to_numpy(v) for v in norms]
+    trainer = HandTrainer(net, conf, augmentation(conf))
+    batches = bn_refresh_batches(dict(conf, bn_refresh=20), data_dir)
+    assert [len(b["images"]) for b in batches] == [20]
+    refresh_batch_norm(trainer, batches)
+    change = max(
+        np.abs(keras.ops.convert_to_numpy(v) - s).max() for v, s in zip(norms, saved)
+    )
+    assert (change < 1e-4) == bool(images), change
