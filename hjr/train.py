@@ -191,9 +191,11 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
 def bn_refresh_batches(conf, data_dir=None) -> list:
     """The batches a run re-estimates BatchNorm from (hjr.callbacks.BatchNormRefresh)
     before each validation: its first bn_refresh training crops, as the trainer
-    takes them (augmented in its step), the same at every validation."""
+    takes them (augmented in its step), the same at every validation: as few
+    batches of at most BN_REFRESH_BATCH as hold them, of equal size but the last."""
     images = conf["bn_refresh"]
-    size = min(images, BN_REFRESH_BATCH)
+    count = -(-images // BN_REFRESH_BATCH)
+    size = -(-images // count)
     ds = make_dataset(
         parse_source(conf["data"]),
         "train",
@@ -203,10 +205,16 @@ def bn_refresh_batches(conf, data_dir=None) -> list:
         crop=conf["crop"],
         data_dir=data_dir,
     )
-    return [
-        {key: ops.convert_to_tensor(value.numpy()) for key, value in batch.items()}
-        for batch in trainer_inputs(ds).take(-(-images // size))
-    ]
+    batches = []
+    for index, batch in enumerate(trainer_inputs(ds).take(count)):
+        keep = min(size, images - index * size)
+        batches.append(
+            {
+                key: ops.convert_to_tensor(value.numpy()[:keep])
+                for key, value in batch.items()
+            }
+        )
+    return batches
 
 
 def _record_environment(run_dir, strategy):

@@ -171,6 +171,9 @@ def test_bn_refresh_validates_and_saves_the_re_estimated_statistics(
     norms = [v for v in net.non_trainable_variables if "moving" in v.path]
     saved = [keras.ops.convert_to_numpy(v) for v in norms]
     trainer = HandTrainer(net, conf, augmentation(conf))
+    for count, sizes in ((600, [200, 200, 200]), (515, [172, 172, 171])):
+        batches = bn_refresh_batches(dict(conf, bn_refresh=count), data_dir)
+        assert [len(b["images"]) for b in batches] == sizes  # <= 256, even
     batches = bn_refresh_batches(dict(conf, bn_refresh=20), data_dir)
     assert [len(b["images"]) for b in batches] == [20]
     refresh_batch_norm(trainer, batches)
