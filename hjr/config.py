@@ -93,10 +93,14 @@ PRESETS = {
         "integral": 0.01,
         # Per head, over the settings above: the map heads on tiny_unet's stride-4
         # features at twice the learning rate (docs/benchmarks.md, "Where tiny_unet
-        # spends its capacity").
+        # spends its capacity"); fc on small, two blocks per stage (-20% error for
+        # 1.4x the time: docs/benchmarks.md, "The fc head's backbone").
         "heads": {
-            head: {"backbone": "tiny_unet", "lr": 6e-3}
-            for head in ("classification", "scoremap", "offsets")
+            "fc": {"backbone": "small"},
+            **{
+                head: {"backbone": "tiny_unet", "lr": 6e-3}
+                for head in ("classification", "scoremap", "offsets")
+            },
         },
     },
     # The paper's network and image count (120k x 32 = 3.84 M images) at batch 256

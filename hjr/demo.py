@@ -40,7 +40,7 @@ DEMO_HEAD = "offsets"
 # The quick preset trains the map heads on tiny_unet (hjr.config.PRESETS): 3,600
 # of its steps (130 ms each), validated every 900, are as many as fit into 10
 # minutes on 2 CPU cores with the rest of the demo. fc takes the preset's own
-# 4,800 steps on tiny.
+# 4,800 steps on small.
 MAP_HEAD_SCHEDULE = {"steps": 3600, "eval_every": 900}
 NUM_PICTURES = 16
 

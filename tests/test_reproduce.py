@@ -74,7 +74,7 @@ def test_reproduce_writes_the_table_skips_finished_rows_and_resumes(
         assert all(math.isfinite(float(c)) for c in numbers)
     assert all(line.endswith("| – |") for line in lines[1 + len(PAPER) :])
     assert (
-        f"Source `{SMALL_SYNTHETIC}`, preset `quick` (backbone tiny for fc, " in table
+        f"Source `{SMALL_SYNTHETIC}`, preset `quick` (backbone small for fc, " in table
     )
     assert "tiny_unet for classification, scoremap and offsets; batch 16)" in table
     assert "Always predicting the mean training keypoints: kaggle_mse" in table
