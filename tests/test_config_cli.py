@@ -123,6 +123,7 @@ BAD_FLAGS = [
     (["demo", "--head", "mlp"], "--head", "scoremap"),
     (["train", "--head", "fc", "--lr", "-1"], "--lr -1.0", "non-negative"),
     (["train", "--head", "fc", "--max-angle", "400"], "--max-angle 400.0", "0..180"),
+    (["train", "--head", "fc", "--bn-refresh", "-8"], "--bn-refresh -8", "at least 0"),
     (
         ["train", "--head", "offsets", "--backbone", "tiny_unet", "--map-stride", "8"],
         "--map-stride 8",

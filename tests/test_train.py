@@ -169,6 +169,7 @@ def test_bn_refresh_validates_and_saves_the_re_estimated_statistics(
     assert conf["bn_refresh"] == images
     net = load_network(run_dir, "latest")
     norms = [v for v in net.non_trainable_variables if "moving" in v.path]
+    assert len(norms) > 10  # the BatchNorm layers' moving means and variances
     saved = [keras.ops.convert_to_numpy(v) for v in norms]
     trainer = HandTrainer(net, conf, augmentation(conf))
     for count, sizes in ((600, [200, 200, 200]), (515, [172, 172, 171])):
