@@ -193,7 +193,8 @@ def tiny_features(x, depth=1, unet=False):
     A 4x4 stride-4 stem, then two stages that halve the resolution, each of
     `depth` residual blocks (two 3x3 convs; the first block strides, with a 1x1
     projection shortcut). depth 1 (`tiny`) is sized for a training step of batch
-    32 on 2 CPU cores; depth 2 (`small`) costs about twice as much.
+    32 on 2 CPU cores; depth 2 (`small`, the quick preset's for fc) took 1.4 times as
+    long in the quick preset's fc runs (docs/benchmarks.md).
 
     `unet` (`tiny_unet`): a stem of two 3x3 stride-2 convolutions (16, then 32
     channels: the stride-4 features it passes to the decoder see a 7x7 patch
