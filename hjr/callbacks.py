@@ -1,5 +1,6 @@
 """What a training run does at each validation: BatchNorm's moving statistics
-re-estimated first where the run asks (BatchNormRefresh), and what it leaves
+re-estimated first where the run asks (BatchNormRefresh), where it stops
+(StopAtStep), and what it leaves
 behind: checkpoints (latest and best, hjr.checkpoints), history.csv, the curves
 PNG and, where TensorFlow is installed, a few validation images with predicted
 joints in TensorBoard."""
@@ -18,6 +19,31 @@ from . import checkpoints
 from .draw import draw_keypoints, figure_image, new_figure
 
 CURVES = ("loss", "kaggle_mse", "mean_joint_distance")
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends fit() after optimizer step `total`, in the middle of an epoch where
+    `total` is not a multiple of the validation interval: fit() then validates
+    and ends the epoch there, so the run's last validation and checkpoint are at
+    exactly `total` steps."""
+
+    def __init__(self, total):
+        super().__init__()
+        self.total = int(total)
+        self.done = self.epoch_start = 0
+
+    def on_train_begin(self, logs=None):
+        # Read once: reading the step counter after every call would wait for the
+        # accelerator each time. `batch` below is the epoch's last step done.
+        self.done = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = self.done
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done = self.epoch_start + batch + 1
+        if self.done >= self.total:
+            self.model.stop_training = True
 
 
 class BatchNormRefresh(keras.callbacks.Callback):

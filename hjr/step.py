@@ -18,9 +18,10 @@ OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam
 
 
 def schedule(conf):
-    """(validation interval, total steps): steps rounded up to whole intervals."""
+    """(validation interval, total steps): a validation every `eval_every` steps and
+    one after the last step, where `steps` is not a multiple of the interval."""
     every = max(1, min(int(conf["eval_every"]), int(conf["steps"])))
-    return every, math.ceil(int(conf["steps"]) / every) * every
+    return every, int(conf["steps"])
 
 
 @keras.saving.register_keras_serializable(package="hjr")

@@ -23,7 +23,7 @@ from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source
 
 from . import checkpoints
-from .callbacks import BatchNormRefresh, RunRecorder, read_history
+from .callbacks import BatchNormRefresh, RunRecorder, StopAtStep, read_history
 from .config import configure, load_config, save_config
 from .distribute import LocalDevices, is_chief, make_strategy
 from .metrics import kaggle_mse
@@ -162,6 +162,7 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
         history=read_history(run_dir) if resume else (),
     )
     callbacks = [
+        StopAtStep(total),
         recorder,
         keras.callbacks.TensorBoard(
             str(run_dir / "logs"), update_freq=max(1, every // 10)
@@ -179,7 +180,7 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
         trainer_inputs(train_ds).skip(start),
         validation_data=trainer_inputs(val_ds),
         steps_per_epoch=every,
-        epochs=total // every,
+        epochs=-(-total // every),
         initial_epoch=start // every,
         callbacks=callbacks,
         shuffle=False,  # the dataset is shuffled (seeded) already

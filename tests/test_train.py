@@ -131,6 +131,22 @@ def test_whole_step_compiles_under_xla(head, tmp_path, data_dir):
     assert np.isfinite(history["loss"]).all()
 
 
+def test_steps_are_exact_with_a_last_validation_at_the_end(tmp_path, data_dir):
+    """--steps 5 with validations every 2 trains 5 steps, not 6: validations and
+    checkpoints at 2, 4 and 5; resumed to 7, at 7."""
+    run_dir = train(tiny_conf("fc", steps=5), tmp_path / "run", data_dir=data_dir)
+    assert pd.read_csv(run_dir / "history.csv")["step"].tolist() == [2, 4, 5]
+    assert (
+        checkpoints.latest(run_dir / "checkpoints" / "latest").name == "step-00000005"
+    )
+    resume = ["train", "--resume", str(run_dir), "--steps", "7"]
+    assert main([*resume, "--data-dir", str(data_dir)]) == 0
+    assert pd.read_csv(run_dir / "history.csv")["step"].tolist() == [2, 4, 5, 7]
+    assert (
+        checkpoints.latest(run_dir / "checkpoints" / "latest").name == "step-00000007"
+    )
+
+
 def test_dry_run_prints_the_model(capsys):
     assert main(["train", "--head", "scoremap", "--preset", "quick", "--dry-run"]) == 0
     out = capsys.readouterr().out
