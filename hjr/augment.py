@@ -7,7 +7,11 @@ compiled (`tf.function(jit_compile=True)`, `jax.jit`), given a static image size
 Random numbers are not drawn here. Each batch carries its draws: float32 [B, 4]
 uniform in [0, 1), one row per sample (data_pipeline.pipeline.batch_draws), and
 this module only maps them to parameters, column by column:
-    0: rot90, k = floor(4 u) clipped to 0..3 (k quarter turns counter-clockwise)
+    0: rot90, k = floor(4 u) clipped to 0..3 (k quarter turns counter-clockwise),
+       and the mirror: flipped left to right after the turn where floor(8 u) is
+       odd (the next bit of the same draw, so that turning on `flip` changes no
+       other draw, and the turn and the mirror are independent, each of the 8
+       pairs equally likely)
     1: extra angle, (2 u - 1) * max_angle degrees
     2: brightness shift, (2 u - 1) * brightness on the 0..255 scale
     3: saturation factor, low + (high - low) * u
@@ -55,6 +59,17 @@ def rot90_keypoints(keypoints, k, size):
         k == 0, y, ops.where(k == 1, size - x, ops.where(k == 2, size - y, x))
     )
     return ops.stack([new_x, new_y], axis=-1)
+
+
+def mirror(images):
+    """Images [B, S, S, C] flipped left to right: column c goes to S - 1 - c, so a
+    point at x goes to S - x (mirror_keypoints)."""
+    return ops.flip(images, axis=2)
+
+
+def mirror_keypoints(keypoints, size):
+    """Keypoints of images flipped left to right (mirror): x -> size - x."""
+    return ops.stack([size - keypoints[..., 0], keypoints[..., 1]], axis=-1)
 
 
 def rot90_images(images, k):
@@ -161,6 +176,15 @@ def augment_batch(images, keypoints, draws, conf=None):
         k = ops.clip(ops.cast(ops.floor(4.0 * draws[:, 0]), "int32"), 0, 3)
         images = rot90_images(images, k)
         keypoints = rot90_keypoints(keypoints, k, size)
+    if conf["flip"]:
+        eighth = ops.clip(ops.floor(8.0 * draws[:, 0]), 0.0, 7.0)
+        odd = ops.reshape(eighth - 2.0 * ops.floor(eighth / 2.0), [-1, 1])  # 0 or 1
+        images = ops.where(
+            ops.reshape(odd, [-1, 1, 1, 1]) > 0.5, mirror(images), images
+        )
+        keypoints = ops.where(
+            odd[..., None] > 0.5, mirror_keypoints(keypoints, size), keypoints
+        )
     if conf["max_angle"]:
         limit = conf["max_angle"] * math.pi / 180.0
         angle = (2.0 * draws[:, 1] - 1.0) * limit

@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --augment: extra rotation in [-A, A] degrees",
     )
+    browse.add_argument(
+        "--flip",
+        action="store_true",
+        help="with --augment: mirror half the crops left to right",
+    )
     browse.add_argument("--num", type=_positive, default=16, help="samples to write")
     browse.add_argument("--seed", type=int, default=0, help="augmentation seed")
     browse.add_argument("--out", required=True, help="output folder")
@@ -173,6 +178,12 @@ def _add_train_command(commands):
         help="train without augmentation",
     )
     train.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mirror half the training crops left to right (off in the paper)",
+    )
+    train.add_argument(
         "--max-angle",
         type=float,
         help="extra random rotation in [-A, A] degrees (off in the paper)",
@@ -220,7 +231,9 @@ def _add_model_commands(commands):
     predict = commands.add_parser("predict", help="write a Kaggle submission CSV")
     _add_data_flags(predict)
     predict.add_argument(
-        "--model", required=True, help="a training run folder or an hjr export"
+        "--model",
+        required=True,
+        help="a training run folder or an hjr export (SavedModel, .onnx, .tflite)",
     )
     predict.add_argument("--split", choices=SPLITS, default="test")
     predict.add_argument(
@@ -240,7 +253,10 @@ def _add_model_commands(commands):
     evaluate = commands.add_parser("evaluate", help="score predictions on a split")
     _add_data_flags(evaluate)
     given = evaluate.add_mutually_exclusive_group(required=True)
-    given.add_argument("--model", help="a training run folder or an hjr export")
+    given.add_argument(
+        "--model",
+        help="a training run folder or an hjr export (SavedModel, .onnx, .tflite)",
+    )
     given.add_argument("--predictions", help="a CSV in the submission format")
     evaluate.add_argument("--split", choices=SPLITS, default="validation")
     evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True)
@@ -419,6 +435,7 @@ TRAIN_KEYS = (
     "eval_every",
     "bn_refresh",
     "augment",
+    "flip",
     "max_angle",
     "map_stride",
     "integral",
@@ -674,7 +691,7 @@ def _run(args, verbose):
             augmented=args.augment,
             crop=args.crop,
             data_dir=args.data_dir,
-            augment_conf={"max_angle": args.max_angle},
+            augment_conf={"max_angle": args.max_angle, "flip": args.flip},
         )
 
 

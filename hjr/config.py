@@ -58,6 +58,9 @@ default_conf = {
     # Training augmentation (hjr.augment), the paper's.
     "augment": True,  # False: train on the crops as they are
     "rot90": True,  # random multiple of 90 degrees, k uniform in 0..3
+    # Mirrored left to right at random (half the crops): a left hand becomes a right
+    # one, its joints keep their names. Off in the paper.
+    "flip": False,
     "max_angle": 0.0,  # degrees; extra rotation uniform in [-a, a] (0: off)
     "brightness": 25.0,  # max absolute brightness shift on the 0..255 scale
     "saturation": [0.5, 1.5],  # range of the saturation factor
@@ -67,7 +70,7 @@ default_conf = {
     "jit": "auto",  # XLA: auto (on for GPU/TPU, off on CPU), on, off
     "steps_per_execution": 1,  # training steps per compiled call (fewer launches)
 }
-AUGMENT_KEYS = ("rot90", "max_angle", "brightness", "saturation")
+AUGMENT_KEYS = ("rot90", "flip", "max_angle", "brightness", "saturation")
 
 PRESETS = {
     # The paper: ResNet-152 (v2) cut at conv4, ImageNet weights, batch 32,
@@ -160,7 +163,7 @@ def _check(key, value):
     elif key == "max_angle":
         if not isinstance(value, (int, float)) or not 0 <= value <= 180:
             raise UserError("expected degrees in 0..180", key, value)
-    elif key in ("augment", "rot90", "centred"):
+    elif key in ("augment", "rot90", "flip", "centred"):
         if not isinstance(value, bool):
             raise UserError("expected true or false", key, value)
     elif key == "saturation":

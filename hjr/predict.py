@@ -4,10 +4,11 @@ TTA: predict on the four 90-degree rotations of each image, rotate each predicti
 back into the original frame (exactly, in the keypoint convention: pixel i covers
 [i, i+1)) and average.
 
-Predictions come from a training run folder (its best checkpoint) or from a
-SavedModel written by `hjr export`; `load_predictor` takes either.
+Predictions come from a training run folder (its best checkpoint), a SavedModel
+written by `hjr export`, or its ONNX or LiteRT file; `load_predictor` takes any.
 """
 
+import json
 from pathlib import Path
 
 import keras
@@ -119,10 +120,68 @@ class SavedModelPredictor(Predictor):
         return tf.cast(images, tf.uint8)
 
 
+class ExportedPredictor(Predictor):
+    """An exported .onnx or .tflite file of `hjr export`, in its own runtime
+    (hjr.export.ExportedModel). Such a file has its TTA or not, as exported (its
+    JSON says which): one without it gets the same TTA here, its four rotations
+    run through the file and the keypoints turned back and averaged; one with it
+    cannot predict without it."""
+
+    def __init__(self, path):
+        from .export import info_path, open_exported
+
+        self.path = Path(path)
+        try:
+            self._model = open_exported(path)
+        except UserError:
+            raise
+        except ImportError as error:
+            raise UserError(
+                f"{path}: running it needs {error.name or 'its runtime'} "
+                '(pip install -e ".[export]")'
+            ) from None
+        except Exception as error:  # onnxruntime's and LiteRT's own errors
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise UserError(
+                f"{path}: not a loadable {self.path.suffix[1:]} file "
+                f"({first or type(error).__name__})"
+            ) from None
+        try:
+            self.tta = bool(json.loads(info_path(path).read_text())["tta"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(
+                f"{info_path(path)}: missing or unreadable; `hjr export` writes it "
+                "beside the file (its TTA)"
+            ) from None
+
+    def keypoints(self, images, tta):
+        images = np.asarray(images, np.uint8)
+        if bool(tta) == self.tta:
+            return self._model.keypoints(images)
+        if self.tta:
+            raise UserError(
+                f"{self.path}: exported with TTA, so it predicts with it only; "
+                "leave out --no-tta, or export again without --tta"
+            )
+        size = float(images.shape[1])
+        total = 0.0
+        for k in range(4):
+            keypoints = self._model.keypoints(np.rot90(images, k, axes=(1, 2)))
+            back = np.full(len(images), (4 - k) % 4, np.int32)
+            total += ops.convert_to_numpy(rot90_keypoints(keypoints, back, size))
+        return np.asarray(total / 4.0, np.float32)
+
+    def maps(self, images):
+        return None  # an exported file gives keypoints only
+
+
 def load_predictor(model) -> Predictor:
-    """A run folder (its best checkpoint) or an exported SavedModel folder."""
+    """A run folder (its best checkpoint), an exported SavedModel folder, or an
+    exported .onnx or .tflite file."""
     if is_saved_model(model):
         return SavedModelPredictor(model)
+    if Path(model).suffix in (".onnx", ".tflite"):
+        return ExportedPredictor(model)
     from .train import load_network
 
     return NetworkPredictor(load_network(model))

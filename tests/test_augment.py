@@ -81,6 +81,27 @@ def test_rot90_keypoints_follow_numpy_rot90_with_k_from_the_draws():
         np.testing.assert_allclose(kp[b], expected + SIZE / 2, atol=1e-4)
 
 
+def test_flip_mirrors_dots_with_keypoints_and_leaves_the_turns_unchanged():
+    """flip: the eighth of the rotation draw picks the mirror (odd: mirrored after
+    the turn), pixel i covering [i, i+1) going to S - 1 - i, x to S - x."""
+    images, keypoints = dot_batch(batch=8, radius=0)
+    draws = random_draws(8, 2)
+    draws[:, 0] = (np.arange(8) + 0.5) / 8  # each turn, mirrored and not
+    turned, turned_kp = numpy(*augment_batch(images, keypoints, draws, GEOMETRY_ONLY))
+    conf = {**GEOMETRY_ONLY, "flip": True}
+    out, kp = numpy(*augment_batch(images, keypoints, draws, conf))
+    assert np.all(values_at(out, kp) == 255)
+    assert np.sum(out > 0) == np.sum(images > 0)
+    for b in range(8):
+        if b % 2:
+            np.testing.assert_array_equal(out[b], turned[b][:, ::-1])
+            np.testing.assert_allclose(kp[b, :, 0], SIZE - turned_kp[b, :, 0])
+            np.testing.assert_allclose(kp[b, :, 1], turned_kp[b, :, 1])
+        else:
+            np.testing.assert_array_equal(out[b], turned[b])
+            np.testing.assert_array_equal(kp[b], turned_kp[b])
+
+
 def test_each_draw_column_sets_its_parameter():
     grey = np.full((5, 8, 8, 3), 100, np.uint8)
     grey[..., 0] = 160

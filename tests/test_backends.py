@@ -135,12 +135,12 @@ def test_a_run_trained_on_jax_predicts_the_same_on_tensorflow(tmp_path, data_dir
 
 
 def test_data_parallel_on_two_jax_devices_trains_like_one(tmp_path, data_dir):
-    """keras.distribution over two virtual CPU devices, augmentation on and
-    BatchNorm re-estimated at each validation: the same losses as one device (the
-    draws travel with their samples)."""
+    """keras.distribution over two virtual CPU devices, augmentation on (mirroring
+    included) and BatchNorm re-estimated at each validation: the same losses as one
+    device (the draws travel with their samples)."""
     common = ["train", "--preset", "quick", "--head", "fc", "--steps", "4"]
     common += ["--eval-every", "2", "--batch-size", "8", "--max-angle", "20"]
-    common += ["--bn-refresh", "24"]
+    common += ["--bn-refresh", "24", "--flip"]
     common += ["--data", SMALL_SYNTHETIC, "--data-dir", data_dir]
     histories = {}
     for strategy in ("one-device", "mirrored"):
@@ -152,6 +152,7 @@ def test_data_parallel_on_two_jax_devices_trains_like_one(tmp_path, data_dir):
         replicas = 1 if strategy == "one-device" else 2
         assert f"on {replicas} replica(s)" in proc.stdout, proc.stdout[-2000:]
         histories[strategy] = pd.read_csv(run / "history.csv")
+        assert json.loads((run / "config.json").read_text())["flip"] is True
     one, two = histories["one-device"], histories["mirrored"]
     assert one["step"].tolist() == two["step"].tolist() == [2, 4]
     for column in one.columns:

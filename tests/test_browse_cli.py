@@ -65,7 +65,7 @@ def test_browse_synthetic_matches_the_pipeline(tmp_path, data_dir):
 
 
 def test_browse_augment_is_seeded_and_moves_keypoints_with_pixels(tmp_path, data_dir):
-    args = ("--num", "6", "--augment", "--max-angle", "30", "--seed", "4")
+    args = ("--num", "6", "--augment", "--max-angle", "30", "--flip", "--seed", "4")
     for name in ("a", "b"):
         assert browse(SMALL_SYNTHETIC, tmp_path / name, data_dir, *args) == 0
     assert browse(SMALL_SYNTHETIC, tmp_path / "plain", data_dir, "--num", "6") == 0

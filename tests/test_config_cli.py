@@ -54,6 +54,7 @@ def test_settings_of_another_head_are_refused():
         ({"lr": -1.0}, "lr"),
         ({"max_angle": 400.0}, "max_angle"),
         ({"augment": None}, "augment"),
+        ({"flip": "yes"}, "flip"),
         ({"colour": "red"}, "colour"),
     ],
 )
@@ -88,12 +89,13 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(tmp_path, data_dir)
 
 def test_an_old_run_configuration_still_loads(tmp_path):
     old = dict(configure("quick", {"head": "fc"}), data_dir="/somewhere")
-    for key in ("rot90", "max_angle", "brightness", "saturation"):
+    for key in ("rot90", "flip", "max_angle", "brightness", "saturation"):
         del old[key]
     old["augment"] = None  # hjr 0.1: None meant augmentation off
     (tmp_path / "config.json").write_text(json.dumps(old))
     conf = load_config(tmp_path)
     assert conf["augment"] is False and "data_dir" not in conf
+    assert conf["flip"] is False  # runs from before the setting were not mirrored
 
 
 # -- the CLI -----------------------------------------------------------------

@@ -342,6 +342,51 @@ def test_onnx_and_litert_files_match_hjr_predict(trained, capsys):
     assert np.abs(expected["--tta"] - expected["--no-tta"]).max() > 0.01
 
 
+def test_predict_and_evaluate_take_the_onnx_and_litert_files(trained, capsys):
+    """`hjr predict --model FILE` on an .onnx or .tflite export gives `hjr predict`'s
+    keypoints: with the file's own TTA, or, where exported without it, the same
+    TTA run around the file; a file with TTA refuses --no-tta, a broken file is
+    one line."""
+    folder, run, common = trained["folder"], str(trained["run"]), trained["common"]
+    files = {"plain.onnx": [], "with_tta.tflite": ["--tta"]}
+    for name, flags in files.items():
+        out = folder / "for_predict" / name
+        fmt = out.suffix[1:]
+        assert (
+            main(["export", "--model", run, "--out", str(out), "--format", fmt, *flags])
+            == 0
+        )
+    ids = np.sort(read_keypoints_csv(folder / "predict--tta.csv")[0])
+    for name in files:
+        for tta in (["--tta"], [] if name == "with_tta.tflite" else ["--no-tta"]):
+            csv = folder / f"{name}{''.join(tta)}.csv"
+            model = str(folder / "for_predict" / name)
+            argv = ["predict", "--model", model, *common, *tta, "--out", str(csv)]
+            assert main(argv) == 0, argv
+            got_ids, got = read_keypoints_csv(csv)
+            key = "--no-tta" if "--no-tta" in tta else "--tta"  # TTA by default
+            _, truth = read_keypoints_csv(folder / f"predict{key}.csv")
+            np.testing.assert_array_equal(np.sort(got_ids), ids)
+            np.testing.assert_allclose(got, truth, atol=0.01, err_msg=(name, tta))
+    capsys.readouterr()
+    model = str(folder / "for_predict" / "plain.onnx")
+    assert main(["evaluate", "--model", model, *common, "--split", "test"]) == 0
+    assert "kaggle_mse" in capsys.readouterr().out
+    broken = folder / "for_predict" / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    cases = [
+        (
+            ["--model", str(folder / "for_predict" / "with_tta.tflite"), "--no-tta"],
+            "with_tta.tflite: exported with TTA, so it predicts with it only",
+        ),
+        (["--model", str(broken)], "broken.onnx: not a loadable onnx file"),
+    ]
+    for argv, expected in cases:
+        assert main(["evaluate", *argv, *common, "--split", "test"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (argv, err)
+
+
 @pytest.mark.parametrize("head", ["fc", "classification", "scoremap", "offsets"])
 def test_every_head_converts_with_parity(head, tmp_path):
     """Each head's network (its custom layers included) converts to ONNX and LiteRT
