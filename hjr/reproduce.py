@@ -14,7 +14,8 @@ run), scores each on the validation split of its own crop and writes one folder:
 
 Rows are saved as they finish. Running it again in the same folder skips the
 finished rows and continues an interrupted run from its last checkpoint. A
-folder's table has one source, preset and number of steps: others are refused.
+folder's table has one source, preset and number of steps (or, without --steps,
+each head's steps in the preset): others are refused.
 """
 
 import contextlib
@@ -95,9 +96,9 @@ def reproduce(
     """Train and score the table's configurations into folder `out`; returns its
     finished rows (dicts, in the table's order), which reproduce.md shows.
 
-    preset, steps: those of the table already in `out`, else the preset's
-    (default paper); others than the table's are refused. heads: only the rows
-    of these heads (default all)."""
+    preset, steps: those of the table already in `out`, else the preset (default
+    paper) and its steps for each head; others than the table's are refused.
+    heads: only the rows of these heads (default all)."""
     out = Path(out)
     source = parse_source(data)
     if heads is not None and (not heads or any(h not in HEADS for h in heads)):
@@ -153,20 +154,25 @@ def _open_table(out, data, preset, steps) -> dict:
             table = json.loads(path.read_text())
             given = {"data": data, "preset": preset, "steps": steps}
             refused = [k for k, v in given.items() if v is not None and v != table[k]]
+            has = {k: f"{k} {table[k]!r}" for k in given}
+            if table["steps"] is None:
+                has["steps"] = "its preset's steps for each head"
         except (ValueError, KeyError, TypeError) as error:
             raise UserError(f"{path}: not an hjr reproduce table ({error})") from None
         if refused:
             key = refused[0]
             raise UserError(
-                f"the table in {out} has {key} {table[key]!r}: finish it with those, "
+                f"the table in {out} has {has[key]}: finish it with those, "
                 "or start another table in a new folder",
                 key,
                 given[key],
             )
         return table
     preset = preset or DEFAULT_PRESET
-    conf = configure(preset, {} if steps is None else {"steps": steps})
-    table = {"data": data, "preset": preset, "steps": conf["steps"], "rows": {}}
+    if steps is not None:
+        configure(preset, {"steps": steps})  # checked before the folder is made
+    # steps None: each head trains the preset's own steps for it.
+    table = {"data": data, "preset": preset, "steps": steps, "rows": {}}
     out.mkdir(parents=True, exist_ok=True)
     _save(out, table)
     return table
@@ -186,8 +192,9 @@ def _train(run_dir, row, table, data_dir):
         "crop": row.crop,
         "augment": row.augment,
         "data": table["data"],
-        "steps": table["steps"],
     }
+    if table["steps"] is not None:
+        overrides["steps"] = table["steps"]
     resume = checkpoints.latest(run_dir / "checkpoints" / "latest") is not None
     keras.backend.clear_session()  # the previous runs' models and graphs
     run(run_dir, table["preset"], overrides, resume=resume, data_dir=data_dir)
@@ -243,14 +250,24 @@ def markdown(table, rows) -> str:
     """reproduce.md: a header and one table line per finished row."""
     minutes = sum(r["seconds"] for r in rows) / 60
     means = {r["crop"]: r["mean_predictor_kaggle_mse"] for r in rows}
+    given = {} if table["steps"] is None else {"steps": table["steps"]}
     confs = [  # each head's run (a preset may give heads settings of their own)
-        configure(table["preset"], {"head": head, "steps": table["steps"]})
+        configure(table["preset"], {"head": head, **given})
         for head in dict.fromkeys(r["head"] for r in rows)
     ]
     backbones = {}  # backbone -> its heads
     for conf in confs:
         backbones.setdefault(conf["backbone"], []).append(conf["head"])
     batches = _and(sorted({str(conf["batch_size"]) for conf in confs}))
+    counts = {}  # steps -> their heads
+    for conf in confs:
+        counts.setdefault(conf["steps"], []).append(conf["head"])
+    if len(counts) == 1:
+        steps = f"{next(iter(counts)):,} steps per run"
+    else:
+        steps = "steps per run: " + ", ".join(
+            f"{count:,} for {_and(heads)}" for count, heads in counts.items()
+        )
     if len(backbones) == 1:
         networks = f"{next(iter(backbones))} backbone"
     else:
@@ -261,7 +278,7 @@ def markdown(table, rows) -> str:
         "# The paper's ablations, reproduced",
         "",
         f"Source `{table['data']}`, preset `{table['preset']}` ({networks}; batch "
-        f"{batches}), {table['steps']} steps per run; "
+        f"{batches}), {steps}; "
         f"wall time {minutes:.1f} min (training and evaluation, summed over the "
         "rows).",
         "",

@@ -11,6 +11,7 @@ from conftest import SMALL_SYNTHETIC
 from data_pipeline.errors import UserError
 from data_pipeline.files import read_png
 from hjr.cli import main
+from hjr.config import PRESETS
 from hjr.heads import HEADS
 from hjr.reproduce import reproduce, table_rows
 from hjr.train import run
@@ -115,6 +116,37 @@ def test_reproduce_writes_the_table_skips_finished_rows_and_resumes(
     with pytest.raises(UserError, match="data 'synthetic': the table in") as error:
         reproduce(out, "synthetic", data_dir=data_dir)
     assert error.value.key == "data"
+
+
+def test_without_steps_each_head_trains_the_presets_own(
+    tmp_path, data_dir, capsys, monkeypatch
+):
+    """A preset giving a head steps of its own: without --steps each row's run
+    trains those, the table says so, and a later --steps is refused."""
+    quick = PRESETS["quick"]
+    own = {**quick["heads"]["classification"], "steps": 3}
+    heads = {**quick["heads"], "classification": own}
+    monkeypatch.setitem(PRESETS, "quick", {**quick, "steps": 2, "heads": heads})
+    out = tmp_path / "table"
+    reproduce(
+        out, SMALL_SYNTHETIC, "quick", data_dir=data_dir, heads=["classification"]
+    )
+    assert json.loads((out / "results.json").read_text())["steps"] is None
+    config = json.loads(
+        (out / "runs/classification-biased-aug/config.json").read_text()
+    )
+    assert config["steps"] == 3
+    reproduce(out, SMALL_SYNTHETIC, data_dir=data_dir, heads=["fc"])
+    for folder in ("fc-centered-noaug", "fc-biased-noaug", "fc-biased-aug"):
+        config = json.loads((out / "runs" / folder / "config.json").read_text())
+        assert config["steps"] == 2
+    table = (out / "reproduce.md").read_text()
+    assert "steps per run: 2 for fc, 3 for classification;" in table
+    common = ["--data", SMALL_SYNTHETIC, "--data-dir", str(data_dir), "--out", str(out)]
+    capsys.readouterr()
+    assert main(["reproduce", "--steps", "2", *common]) == 2
+    err = capsys.readouterr().err
+    assert "has its preset's steps for each head" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(
