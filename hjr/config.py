@@ -96,12 +96,18 @@ PRESETS = {
         "integral": 0.01,
         # Per head, over the settings above: the map heads on tiny_unet's stride-4
         # features at twice the learning rate (docs/benchmarks.md, "Where tiny_unet
-        # spends its capacity"); fc on small, two blocks per stage (-20% error for
-        # 1.4x the time: docs/benchmarks.md, "The fc head's backbone").
+        # spends its capacity") for twice the steps, which no change to the network
+        # or the loss came near ("What else was tried"); fc on small, two blocks
+        # per stage (-20% error for 1.4x the time: "The fc head's backbone").
         "heads": {
             "fc": {"backbone": "small"},
             **{
-                head: {"backbone": "tiny_unet", "lr": 6e-3}
+                head: {
+                    "backbone": "tiny_unet",
+                    "lr": 6e-3,
+                    "steps": 9600,
+                    "eval_every": 1600,
+                }
                 for head in ("classification", "scoremap", "offsets")
             },
         },
