@@ -29,15 +29,23 @@ def predict_keypoints(net, images, tta: bool = True):
     images = ops.cast(images, "float32")
     if not tta:
         return ops.cast(net(images, training=False)["keypoints"], "float32")
-    size = float(images.shape[1])
-    rotated = ops.concatenate(
-        [ops.rot90(images, k, axes=(1, 2)) for k in range(4)], axis=0
-    )
-    outputs = ops.cast(net(rotated, training=False)["keypoints"], "float32")
+    outputs = net(turned(images), training=False)["keypoints"]
+    return turned_back_mean(outputs, float(images.shape[1]))
+
+
+def turned(images):
+    """The four 90-degree rotations of images [B, S, S, C], as one batch of 4B
+    (rotation k of image b at row k * B + b)."""
+    return ops.concatenate([ops.rot90(images, k, axes=(1, 2)) for k in range(4)], 0)
+
+
+def turned_back_mean(keypoints, size):
+    """Keypoints [4B, 21, 2] predicted on turned(images) rotated back into the
+    images' frame and averaged: float32 [B, 21, 2]."""
     total = 0.0
-    for k, keypoints in enumerate(ops.split(outputs, 4, axis=0)):
-        back = ops.full(ops.shape(keypoints)[:1], (4 - k) % 4, dtype="int32")
-        total += rot90_keypoints(keypoints, back, size)
+    for k, part in enumerate(ops.split(ops.cast(keypoints, "float32"), 4, axis=0)):
+        back = ops.full(ops.shape(part)[:1], (4 - k) % 4, dtype="int32")
+        total += rot90_keypoints(part, back, size)
     return total / 4.0
 
 
@@ -163,13 +171,9 @@ class ExportedPredictor(Predictor):
                 f"{self.path}: exported with TTA, so it predicts with it only; "
                 "leave out --no-tta, or export again without --tta"
             )
-        size = float(images.shape[1])
-        total = 0.0
-        for k in range(4):
-            keypoints = self._model.keypoints(np.rot90(images, k, axes=(1, 2)))
-            back = np.full(len(images), (4 - k) % 4, np.int32)
-            total += ops.convert_to_numpy(rot90_keypoints(keypoints, back, size))
-        return np.asarray(total / 4.0, np.float32)
+        keypoints = self._model.keypoints(ops.convert_to_numpy(turned(images)))
+        mean = turned_back_mean(keypoints, float(images.shape[1]))
+        return ops.convert_to_numpy(mean)
 
     def maps(self, images):
         return None  # an exported file gives keypoints only
