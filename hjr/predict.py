@@ -184,7 +184,9 @@ def load_predictor(model) -> Predictor:
     exported .onnx or .tflite file."""
     if is_saved_model(model):
         return SavedModelPredictor(model)
-    if Path(model).suffix in (".onnx", ".tflite"):
+    from .export import SUFFIXES
+
+    if Path(model).suffix in SUFFIXES.values():
         return ExportedPredictor(model)
     from .train import load_network
 

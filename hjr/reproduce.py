@@ -192,9 +192,8 @@ def _train(run_dir, row, table, data_dir):
         "crop": row.crop,
         "augment": row.augment,
         "data": table["data"],
+        **_given_steps(table),
     }
-    if table["steps"] is not None:
-        overrides["steps"] = table["steps"]
     resume = checkpoints.latest(run_dir / "checkpoints" / "latest") is not None
     keras.backend.clear_session()  # the previous runs' models and graphs
     run(run_dir, table["preset"], overrides, resume=resume, data_dir=data_dir)
@@ -250,18 +249,13 @@ def markdown(table, rows) -> str:
     """reproduce.md: a header and one table line per finished row."""
     minutes = sum(r["seconds"] for r in rows) / 60
     means = {r["crop"]: r["mean_predictor_kaggle_mse"] for r in rows}
-    given = {} if table["steps"] is None else {"steps": table["steps"]}
     confs = [  # each head's run (a preset may give heads settings of their own)
-        configure(table["preset"], {"head": head, **given})
+        configure(table["preset"], {"head": head, **_given_steps(table)})
         for head in dict.fromkeys(r["head"] for r in rows)
     ]
-    backbones = {}  # backbone -> its heads
-    for conf in confs:
-        backbones.setdefault(conf["backbone"], []).append(conf["head"])
+    backbones = _heads_by(confs, "backbone")
     batches = _and(sorted({str(conf["batch_size"]) for conf in confs}))
-    counts = {}  # steps -> their heads
-    for conf in confs:
-        counts.setdefault(conf["steps"], []).append(conf["head"])
+    counts = _heads_by(confs, "steps")
     if len(counts) == 1:
         steps = f"{next(iter(counts)):,} steps per run"
     else:
@@ -304,6 +298,19 @@ def markdown(table, rows) -> str:
             f"| {_number(r['paper_kaggle_mse'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _given_steps(table) -> dict:
+    """The steps a table gives its runs: {} where each head trains its preset's."""
+    return {} if table["steps"] is None else {"steps": table["steps"]}
+
+
+def _heads_by(confs, key) -> dict:
+    """{value of `key`: the heads of the confs with it}, in the confs' order."""
+    heads = {}
+    for conf in confs:
+        heads.setdefault(conf[key], []).append(conf["head"])
+    return heads
 
 
 def _and(words) -> str:
