@@ -34,7 +34,7 @@ from data_pipeline.pipeline import read_visibility
 from data_pipeline.sources import parse_source
 
 from . import checkpoints, evaluate
-from .config import DEFAULT_PRESET, configure
+from .config import DEFAULT_PRESET, configure, load_config
 from .draw import figure_image, new_figure
 from .heads import HEADS
 from .predict import load_predictor, predict
@@ -133,7 +133,7 @@ def reproduce(
         for row in table_rows()
         if row.name in table["rows"]
     ]
-    text = markdown(table, finished)
+    text = markdown(table, finished, out)
     with atomic_path(out / "reproduce.md") as tmp:
         tmp.write_text(text)
     plot(out / "reproduce.png", finished, table["data"])
@@ -245,14 +245,16 @@ def _number(value) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def markdown(table, rows) -> str:
-    """reproduce.md: a header and one table line per finished row."""
+def markdown(table, rows, out) -> str:
+    """reproduce.md: a header and one table line per finished row. The header's
+    backbones, batches and steps are those the runs in `out` were trained with
+    (a preset may give heads settings of their own, and change after a run)."""
     minutes = sum(r["seconds"] for r in rows) / 60
     means = {r["crop"]: r["mean_predictor_kaggle_mse"] for r in rows}
-    confs = [  # each head's run (a preset may give heads settings of their own)
-        configure(table["preset"], {"head": head, **_given_steps(table)})
-        for head in dict.fromkeys(r["head"] for r in rows)
-    ]
+    runs = {}  # each head's first row's run
+    for r in rows:
+        runs.setdefault(r["head"], r["run"])
+    confs = [load_config(Path(out) / run) for run in runs.values()]
     backbones = _heads_by(confs, "backbone")
     batches = _and(sorted({str(conf["batch_size"]) for conf in confs}))
     counts = _heads_by(confs, "steps")

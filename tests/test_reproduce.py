@@ -142,6 +142,11 @@ def test_without_steps_each_head_trains_the_presets_own(
         assert config["steps"] == 2
     table = (out / "reproduce.md").read_text()
     assert "steps per run: 2 for fc, 3 for classification;" in table
+    # The preset changes after the runs: the header keeps the runs' own steps.
+    monkeypatch.setitem(PRESETS, "quick", {**quick, "steps": 4})
+    reproduce(out, SMALL_SYNTHETIC, data_dir=data_dir, heads=["fc"])
+    table = (out / "reproduce.md").read_text()
+    assert "steps per run: 2 for fc, 3 for classification;" in table
     common = ["--data", SMALL_SYNTHETIC, "--data-dir", str(data_dir), "--out", str(out)]
     capsys.readouterr()
     assert main(["reproduce", "--steps", "2", *common]) == 2
