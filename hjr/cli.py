@@ -386,7 +386,7 @@ def _add_model_commands(commands):
         "--steps",
         type=_positive,
         help="training steps (default: 3600 for the map heads, on the tiny_unet "
-        "backbone; the quick preset's 4800 for fc, on small)",
+        "backbone; 4800 for fc, on small)",
     )
 
     reproduce = commands.add_parser(

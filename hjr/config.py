@@ -94,13 +94,14 @@ PRESETS = {
         # to compute and score), the soft-argmax joint error in the loss.
         "map_stride": 4,
         "integral": 0.01,
-        # Per head, over the settings above: the map heads on tiny_unet's stride-4
-        # features at twice the learning rate (docs/benchmarks.md, "Where tiny_unet
-        # spends its capacity") for twice the steps, which no change to the network
-        # or the loss came near ("What else was tried"); fc on small, two blocks
-        # per stage (-20% error for 1.4x the time: "The fc head's backbone").
+        # Per head, over the settings above, each for twice the steps (which no
+        # change to the network or the loss came near: docs/benchmarks.md, "What
+        # else was tried"): the map heads on tiny_unet's stride-4 features at twice
+        # the learning rate ("Where tiny_unet spends its capacity"); fc on small,
+        # two blocks per stage (-20% error for 1.4x the time: "The fc head's
+        # backbone").
         "heads": {
-            "fc": {"backbone": "small"},
+            "fc": {"backbone": "small", "steps": 9600, "eval_every": 1600},
             **{
                 head: {
                     "backbone": "tiny_unet",

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import SMALL_SYNTHETIC
 from datagen import random_frames
 
@@ -52,6 +53,26 @@ def test_demo_writes_everything_and_reuses_its_run(tmp_path, data_dir, capsys):
     err = capsys.readouterr().err
     assert "--head scoremap: the run in" in err and "has head 'offsets'" in err
     assert (out / "submission.csv").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize(
+    "head, steps, eval_every", [("fc", 4800, 800), ("offsets", 3600, 900)]
+)
+def test_demo_without_steps_trains_what_fits_in_ten_minutes(
+    tmp_path, monkeypatch, head, steps, eval_every
+):
+    """Without --steps the demo trains fewer steps than the quick preset's 9,600:
+    4,800 for fc, 3,600 for a map head (stopped here before training)."""
+    from hjr import demo
+
+    def stop(conf, *args, **kwargs):
+        raise RuntimeError(conf["backbone"], conf["steps"], conf["eval_every"])
+
+    monkeypatch.setattr(demo, "train", stop)
+    with pytest.raises(RuntimeError) as stopped:
+        demo.demo(out=tmp_path / "demo", head=head)
+    backbone = "small" if head == "fc" else "tiny_unet"
+    assert stopped.value.args == (backbone, steps, eval_every)
 
 
 def test_kaggle_kernel_script_on_generated_files(tmp_path):
