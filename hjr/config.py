@@ -79,7 +79,9 @@ PRESETS = {
     # Learns the synthetic hands in a few minutes on 2 CPU cores. Measured in
     # docs/benchmarks.md: per image, batch 16 learned faster than 32; at batch 32
     # Adam 5e-3 beat 2e-3 and 5e-4 (3e-3 at batch 16 was not measured alone); the
-    # cosine decay helped at equal steps.
+    # cosine decay helped at equal steps; 9,600 steps, twice the 4,800 measured
+    # there, helped every head more than any change to its network or loss did
+    # ("What else was tried").
     "quick": {
         "backbone": "tiny",
         "weights": "none",
@@ -88,27 +90,20 @@ PRESETS = {
         "lr": 3e-3,
         "warmup_steps": 100,
         "lr_schedule": "cosine",
-        "steps": 4800,
-        "eval_every": 800,
+        "steps": 9600,
+        "eval_every": 1600,
         # Map heads: maps at a quarter of the input's side (16 times fewer pixels
         # to compute and score), the soft-argmax joint error in the loss.
         "map_stride": 4,
         "integral": 0.01,
-        # Per head, over the settings above, each for twice the steps (which no
-        # change to the network or the loss came near: docs/benchmarks.md, "What
-        # else was tried"): the map heads on tiny_unet's stride-4 features at twice
-        # the learning rate ("Where tiny_unet spends its capacity"); fc on small,
-        # two blocks per stage (-20% error for 1.4x the time: "The fc head's
-        # backbone").
+        # Per head, over the settings above: the map heads on tiny_unet's stride-4
+        # features at twice the learning rate ("Where tiny_unet spends its
+        # capacity"); fc on small, two blocks per stage (-20% error for 1.4x the
+        # time: "The fc head's backbone").
         "heads": {
-            "fc": {"backbone": "small", "steps": 9600, "eval_every": 1600},
+            "fc": {"backbone": "small"},
             **{
-                head: {
-                    "backbone": "tiny_unet",
-                    "lr": 6e-3,
-                    "steps": 9600,
-                    "eval_every": 1600,
-                }
+                head: {"backbone": "tiny_unet", "lr": 6e-3}
                 for head in ("classification", "scoremap", "offsets")
             },
         },
