@@ -124,9 +124,13 @@ def test_without_steps_each_head_trains_the_presets_own(
     """A preset giving a head steps of its own: without --steps each row's run
     trains those, the table says so, and a later --steps is refused."""
     quick = PRESETS["quick"]
-    own = {**quick["heads"]["classification"], "steps": 3}
-    heads = {**quick["heads"], "classification": own}
-    monkeypatch.setitem(PRESETS, "quick", {**quick, "steps": 2, "heads": heads})
+
+    def steps(fc, classification):  # the quick preset, with these steps per head
+        heads = {head: dict(quick["heads"].get(head, {})) for head in HEADS}
+        heads["fc"]["steps"], heads["classification"]["steps"] = fc, classification
+        return {**quick, "heads": heads}
+
+    monkeypatch.setitem(PRESETS, "quick", steps(2, 3))
     out = tmp_path / "table"
     reproduce(
         out, SMALL_SYNTHETIC, "quick", data_dir=data_dir, heads=["classification"]
@@ -143,7 +147,7 @@ def test_without_steps_each_head_trains_the_presets_own(
     table = (out / "reproduce.md").read_text()
     assert "steps per run: 2 for fc, 3 for classification;" in table
     # The preset changes after the runs: the header keeps the runs' own steps.
-    monkeypatch.setitem(PRESETS, "quick", {**quick, "steps": 4})
+    monkeypatch.setitem(PRESETS, "quick", steps(4, 4))
     reproduce(out, SMALL_SYNTHETIC, data_dir=data_dir, heads=["fc"])
     table = (out / "reproduce.md").read_text()
     assert "steps per run: 2 for fc, 3 for classification;" in table
