@@ -192,8 +192,9 @@ def _train(run_dir, row, table, data_dir):
         "crop": row.crop,
         "augment": row.augment,
         "data": table["data"],
-        **_given_steps(table),
     }
+    if table["steps"] is not None:  # else each head trains its preset's
+        overrides["steps"] = table["steps"]
     resume = checkpoints.latest(run_dir / "checkpoints" / "latest") is not None
     keras.backend.clear_session()  # the previous runs' models and graphs
     run(run_dir, table["preset"], overrides, resume=resume, data_dir=data_dir)
@@ -300,11 +301,6 @@ def markdown(table, rows, out) -> str:
             f"| {_number(r['paper_kaggle_mse'])} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _given_steps(table) -> dict:
-    """The steps a table gives its runs: {} where each head trains its preset's."""
-    return {} if table["steps"] is None else {"steps": table["steps"]}
 
 
 def _heads_by(confs, key) -> dict:
