@@ -20,8 +20,10 @@ def test_a_head_brings_its_own_settings(head):
     conf = configure("quick", {"head": head})
     assert conf["head"] == head and conf["preset"] == "quick"
     own = PRESETS["quick"]["heads"].get(head, {})
-    assert conf["backbone"] == own.get("backbone", PRESETS["quick"]["backbone"])
-    assert conf["lr"] == own.get("lr", PRESETS["quick"]["lr"])
+    for key in ("backbone", "lr", "steps"):  # the head's own, else the preset's
+        assert conf[key] == own.get(key, PRESETS["quick"][key])
+    assert all(conf[key] == value for key, value in own.items())
+    assert conf["flip"] is (head == "scoremap")  # mirrored: the score-map head only
     for key, value in HEADS[head].defaults.items():  # the preset's where it has one
         assert conf[key] == PRESETS["quick"].get(key, value)
     mine = configure("quick", {"head": head, "backbone": "small", "lr": 1e-3})
