@@ -38,9 +38,9 @@ DEMO_PRESET = "quick"
 # "Reproduce the paper's tables": lowest mean joint error).
 DEMO_HEAD = "offsets"
 # The demo's steps per head, fewer than the quick preset's 9,600 (12,000 for
-# scoremap; hjr.config.PRESETS): as many as fit into 10 minutes on 2 CPU cores
-# with the rest of the demo. The map heads on tiny_unet: 3,600 steps of 130 ms,
-# validated every 900; fc on small: 4,800 of 80 ms, every 800.
+# scoremap, 48,000 for fc; hjr.config.PRESETS): as many as fit into 10 minutes
+# on 2 CPU cores with the rest of the demo. The map heads on tiny_unet: 3,600
+# steps of 130 ms, validated every 900; fc on small: 4,800 of 80 ms, every 800.
 MAP_HEAD_SCHEDULE = {"steps": 3600, "eval_every": 900}
 FC_SCHEDULE = {"steps": 4800, "eval_every": 800}
 NUM_PICTURES = 16

@@ -23,7 +23,7 @@ def test_a_head_brings_its_own_settings(head):
     for key in ("backbone", "lr", "steps"):  # the head's own, else the preset's
         assert conf[key] == own.get(key, PRESETS["quick"][key])
     assert all(conf[key] == value for key, value in own.items())
-    assert conf["flip"] is (head == "scoremap")  # mirrored: the score-map head only
+    assert conf["flip"] is (head in ("fc", "scoremap"))  # mirrored: the long runs
     for key, value in HEADS[head].defaults.items():  # the preset's where it has one
         assert conf[key] == PRESETS["quick"].get(key, value)
     mine = configure("quick", {"head": head, "backbone": "small", "lr": 1e-3})

@@ -61,8 +61,8 @@ def test_demo_writes_everything_and_reuses_its_run(tmp_path, data_dir, capsys):
 def test_demo_without_steps_trains_what_fits_in_ten_minutes(
     tmp_path, monkeypatch, head, steps, eval_every
 ):
-    """Without --steps the demo trains fewer steps than the quick preset's 9,600:
-    4,800 for fc, 3,600 for a map head (stopped here before training)."""
+    """Without --steps the demo trains fewer steps than the quick preset's (9,600
+    to 48,000): 4,800 for fc, 3,600 for a map head (stopped here before training)."""
     from hjr import demo
 
     def stop(conf, *args, **kwargs):
