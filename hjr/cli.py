@@ -18,6 +18,7 @@ from data_pipeline.sources import SPLITS
 from .config import (
     CALIBRATION_CROPS,
     CHOICES,
+    DEMO_SCHEDULES,
     EXPORT_FORMATS,
     MAP_STRIDES,
     PRESETS,
@@ -385,8 +386,10 @@ def _add_model_commands(commands):
     demo.add_argument(
         "--steps",
         type=_positive,
-        help="training steps (default: 3600 for the map heads, on the tiny_unet "
-        "backbone; 4800 for fc, on small)",
+        help="training steps (default: {} for the map heads, on the tiny_unet "
+        "backbone; {} for fc, on small)".format(
+            DEMO_SCHEDULES["map heads"]["steps"], DEMO_SCHEDULES["fc"]["steps"]
+        ),
     )
 
     reproduce = commands.add_parser(

@@ -139,6 +139,20 @@ PRESETS = {
     },
 }
 DEFAULT_PRESET = "paper"
+# `hjr demo` without --steps (hjr.demo): fewer than the quick preset's steps (9,600;
+# 12,000 for scoremap, 48,000 for fc), as many as fit into 10 minutes on 2 CPU
+# cores with the rest of the demo. The map heads on tiny_unet: 3,600 steps of
+# 130 ms, validated every 900; fc on small: 4,800 of 80 ms, every 800.
+DEMO_SCHEDULES = {
+    "fc": {"steps": 4800, "eval_every": 800},
+    "map heads": {"steps": 3600, "eval_every": 900},
+}
+
+
+def demo_schedule(head: str) -> dict:
+    """`hjr demo`'s steps and validation interval for `head` (DEMO_SCHEDULES)."""
+    return dict(DEMO_SCHEDULES["fc" if head == "fc" else "map heads"])
+
 
 CHOICES = {
     "head": tuple(HEADS),

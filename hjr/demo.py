@@ -28,7 +28,7 @@ from data_pipeline.pipeline import make_dataset, read_split, read_visibility
 from data_pipeline.sources import parse_source
 
 from . import evaluate
-from .config import configure
+from .config import configure, demo_schedule
 from .export import export
 from .predict import SavedModelPredictor, load_predictor, predict
 from .train import train
@@ -37,12 +37,6 @@ DEMO_PRESET = "quick"
 # The head that learned the synthetic hands best on the quick preset (README,
 # "Reproduce the paper's tables": lowest mean joint error).
 DEMO_HEAD = "offsets"
-# The demo's steps per head, fewer than the quick preset's 9,600 (12,000 for
-# scoremap, 48,000 for fc; hjr.config.PRESETS): as many as fit into 10 minutes
-# on 2 CPU cores with the rest of the demo. The map heads on tiny_unet: 3,600
-# steps of 130 ms, validated every 900; fc on small: 4,800 of 80 ms, every 800.
-MAP_HEAD_SCHEDULE = {"steps": 3600, "eval_every": 900}
-FC_SCHEDULE = {"steps": 4800, "eval_every": 800}
 NUM_PICTURES = 16
 
 
@@ -66,7 +60,7 @@ def demo(
     if steps is not None:
         overrides["steps"] = steps
     else:  # a resumed run keeps its validation interval
-        overrides.update(FC_SCHEDULE if head == "fc" else MAP_HEAD_SCHEDULE)
+        overrides.update(demo_schedule(head))  # hjr.config.DEMO_SCHEDULES
         if resume:
             del overrides["eval_every"]
     conf = configure(DEMO_PRESET, overrides, resume=run_dir if resume else None)

@@ -10,8 +10,8 @@
 # given, validated every sixth of its steps. OUT_DIR/NAME.json holds its scores as
 # they come (run_scripts/sweep_gpu.py), /tmp/sweep_gpu_NAME.log its output. The
 # runs stop after LIMIT_S seconds in all. Needs only keras, numpy, opencv and jax
-# (or torch: KERAS_BACKEND=torch) beside hjr. The fifth pass of docs/benchmarks.md
-# began with
+# (or torch: KERAS_BACKEND=torch) beside hjr. The first runs of the fifth pass in
+# docs/benchmarks.md, for instance:
 #   run_scripts/sweep_gpu.sh out 540 fc19k:10000:19200:flip=true \
 #       fc38k:10000:38400:flip=true fc77k:10000:76800:flip=true \
 #       fc38k_noflip:10000:38400:flip=false fc38k_40k:40000:38400:flip=true
@@ -25,7 +25,7 @@ here=$(dirname "$0")
 mkdir -p "$out"
 log="$out/sweep_gpu.log"
 end=$((SECONDS + limit))
-nvidia-smi -L >>"$log" 2>&1
+{ nvidia-smi -L; } >>"$log" 2>&1
 for spec in "$@"; do # each size of data once, before the runs
     train=$(cut -d: -f2 <<<"$spec")
     [ -e "/tmp/sweep_gpu_$train.npz" ] ||
