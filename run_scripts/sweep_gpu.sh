@@ -10,8 +10,8 @@
 # given, validated every sixth of its steps. OUT_DIR/NAME.json holds its scores as
 # they come (run_scripts/sweep_gpu.py), /tmp/sweep_gpu_NAME.log its output. The
 # runs stop after LIMIT_S seconds in all. Needs only keras, numpy, opencv and jax
-# (or torch: KERAS_BACKEND=torch) beside hjr. The first runs of the fifth pass in
-# docs/benchmarks.md, for instance:
+# (or torch: KERAS_BACKEND=torch); hjr comes from this checkout. The first runs of
+# the fifth pass in docs/benchmarks.md, for instance:
 #   run_scripts/sweep_gpu.sh out 540 fc19k:10000:19200:flip=true \
 #       fc38k:10000:38400:flip=true fc77k:10000:76800:flip=true \
 #       fc38k_noflip:10000:38400:flip=false fc38k_40k:40000:38400:flip=true
@@ -22,6 +22,8 @@ shift 2
 export KERAS_BACKEND=${KERAS_BACKEND:-jax} PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_PREALLOCATE=false # the runs share the GPU's memory
 here=$(dirname "$0")
+# hjr from this checkout, installed or not
+export PYTHONPATH=$(cd "$here/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$out"
 log="$out/sweep_gpu.log"
 end=$((SECONDS + limit))
