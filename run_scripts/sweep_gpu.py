@@ -29,6 +29,8 @@ from multiprocessing import Pool
 
 import numpy as np
 
+SCORE_BATCH = 120  # validation crops per prediction call
+
 
 def _render_one(index):
     from data_pipeline.crop import crop_hand
@@ -104,7 +106,10 @@ def train(data, result_path, preset, head, settings):
         os.replace(tmp, result_path)
 
     def score(tta):
-        predicted = predictor.keypoints(validation[0], tta=tta)
+        # In parts: runs sharing a GPU ran out of its memory on all 4 x 480 at once.
+        parts = range(0, len(validation[0]), SCORE_BATCH)
+        images = (validation[0][start : start + SCORE_BATCH] for start in parts)
+        predicted = np.concatenate([predictor.keypoints(x, tta=tta) for x in images])
         return _scores(predicted, *validation[1:])
 
     class Validate(keras.callbacks.Callback):
