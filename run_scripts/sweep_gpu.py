@@ -106,7 +106,7 @@ def train(data, result_path, preset, head, settings):
         os.replace(tmp, result_path)
 
     def score(tta):
-        # In parts: runs sharing a GPU ran out of its memory on all 4 x 480 at once.
+        # In parts: with 21 runs on one GPU, all 4 x 480 turned crops at once failed.
         parts = range(0, len(validation[0]), SCORE_BATCH)
         images = (validation[0][start : start + SCORE_BATCH] for start in parts)
         predicted = np.concatenate([predictor.keypoints(x, tta=tta) for x in images])
