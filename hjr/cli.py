@@ -387,8 +387,13 @@ def _add_model_commands(commands):
         "--steps",
         type=_positive,
         help="training steps (default: {} for the map heads, on the tiny_unet "
-        "backbone; {} for fc, on small)".format(
-            DEMO_SCHEDULES["map heads"]["steps"], DEMO_SCHEDULES["fc"]["steps"]
+        "backbone, the learning rate rising over the first {} to {:g}, then "
+        "decaying; {} for fc, on small); with --steps, the quick preset's "
+        "learning-rate schedule".format(
+            DEMO_SCHEDULES["map heads"]["steps"],
+            DEMO_SCHEDULES["map heads"]["warmup_steps"],
+            DEMO_SCHEDULES["map heads"]["lr"],
+            DEMO_SCHEDULES["fc"]["steps"],
         ),
     )
 

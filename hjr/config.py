@@ -142,15 +142,20 @@ DEFAULT_PRESET = "paper"
 # `hjr demo` without --steps (hjr.demo): fewer than the quick preset's steps (9,600;
 # 12,000 for scoremap, 48,000 for fc), as many as fit into 10 minutes on 2 CPU
 # cores with the rest of the demo. The map heads on tiny_unet: 3,600 steps of
-# 130 ms, validated every 900; fc on small: 4,800 of 80 ms, every 800.
+# 100-130 ms, validated every 900, on a one-cycle schedule: the learning rate rises
+# linearly over the first 30% of the steps to twice the preset's, then decays as
+# the preset's does (2-6% less error than the preset's 100 warm-up steps at this
+# length: docs/benchmarks.md, "The demo's schedule"); fc on small: 4,800 of 80 ms,
+# every 800.
 DEMO_SCHEDULES = {
     "fc": {"steps": 4800, "eval_every": 800},
-    "map heads": {"steps": 3600, "eval_every": 900},
+    "map heads": {"steps": 3600, "eval_every": 900, "warmup_steps": 1080, "lr": 1.2e-2},
 }
 
 
 def demo_schedule(head: str) -> dict:
-    """`hjr demo`'s steps and validation interval for `head` (DEMO_SCHEDULES)."""
+    """`hjr demo`'s steps, validation interval and, for the map heads, learning-rate
+    schedule for `head` (DEMO_SCHEDULES)."""
     return dict(DEMO_SCHEDULES["fc" if head == "fc" else "map heads"])
 
 

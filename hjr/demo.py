@@ -57,12 +57,11 @@ def demo(
     source = parse_source(data)
     overrides = {"head": head, "data": data, "crop": crop}
     resume = (run_dir / "config.json").exists()
-    if steps is not None:
+    if steps is not None:  # the quick preset's schedule, for `steps`
         overrides["steps"] = steps
-    else:  # a resumed run keeps its validation interval
-        overrides.update(demo_schedule(head))  # hjr.config.DEMO_SCHEDULES
-        if resume:
-            del overrides["eval_every"]
+    else:  # hjr.config.DEMO_SCHEDULES; a resumed run keeps its own but the length
+        schedule = demo_schedule(head)
+        overrides.update({"steps": schedule["steps"]} if resume else schedule)
     conf = configure(DEMO_PRESET, overrides, resume=run_dir if resume else None)
     print(f"hjr demo: {DEMO_PRESET} preset, {head} head on {conf['backbone']} -> {out}")
     train(conf, run_dir, resume, data_dir=data_dir)

@@ -55,24 +55,50 @@ def test_demo_writes_everything_and_reuses_its_run(tmp_path, data_dir, capsys):
     assert (out / "submission.csv").stat().st_mtime_ns == before
 
 
-@pytest.mark.parametrize(
-    "head, steps, eval_every", [("fc", 4800, 800), ("offsets", 3600, 900)]
-)
-def test_demo_without_steps_trains_what_fits_in_ten_minutes(
-    tmp_path, monkeypatch, head, steps, eval_every
-):
-    """Without --steps the demo trains fewer steps than the quick preset's (9,600
-    to 48,000): 4,800 for fc, 3,600 for a map head (stopped here before training)."""
+def _stopped_demo(monkeypatch, **kwargs):
+    """The configuration `hjr.demo.demo(**kwargs)` would train (stopped before)."""
     from hjr import demo
 
     def stop(conf, *args, **kwargs):
-        raise RuntimeError(conf["backbone"], conf["steps"], conf["eval_every"])
+        raise RuntimeError(conf)
 
     monkeypatch.setattr(demo, "train", stop)
     with pytest.raises(RuntimeError) as stopped:
-        demo.demo(out=tmp_path / "demo", head=head)
+        demo.demo(**kwargs)
+    return stopped.value.args[0]
+
+
+@pytest.mark.parametrize(
+    "head, steps, eval_every, warmup, lr",
+    [("fc", 4800, 800, 100, 3e-3), ("offsets", 3600, 900, 1080, 1.2e-2)],
+)
+def test_demo_without_steps_trains_what_fits_in_ten_minutes(
+    tmp_path, monkeypatch, head, steps, eval_every, warmup, lr
+):
+    """Without --steps the demo trains fewer steps than the quick preset's (9,600
+    to 48,000): 4,800 for fc, 3,600 for a map head, with a one-cycle learning rate
+    (30% warm-up to twice the preset's rate)."""
+    conf = _stopped_demo(monkeypatch, out=tmp_path / "demo", head=head)
     backbone = "small" if head == "fc" else "tiny_unet"
-    assert stopped.value.args == (backbone, steps, eval_every)
+    got = [conf[k] for k in ("backbone", "steps", "eval_every", "warmup_steps", "lr")]
+    assert got == [backbone, steps, eval_every, warmup, lr]
+
+
+def test_demo_steps_take_the_presets_schedule_and_a_resumed_run_keeps_its_own(
+    tmp_path, monkeypatch
+):
+    from hjr.config import configure, save_config
+
+    conf = _stopped_demo(monkeypatch, out=tmp_path / "a", steps=5000)
+    assert (conf["steps"], conf["warmup_steps"], conf["lr"]) == (5000, 100, 6e-3)
+    # A demo folder trained before the one-cycle schedule is finished as it began.
+    run = tmp_path / "b" / "run"
+    run.mkdir(parents=True)
+    old = configure("quick", {"head": "offsets", "steps": 3200, "eval_every": 800})
+    save_config(old, run)
+    conf = _stopped_demo(monkeypatch, out=tmp_path / "b")
+    got = [conf[k] for k in ("steps", "eval_every", "warmup_steps", "lr")]
+    assert got == [3600, 800, 100, 6e-3]
 
 
 def test_kaggle_kernel_script_on_generated_files(tmp_path):
