@@ -155,6 +155,11 @@ def _add_train_command(commands):
     )
     train.add_argument("--weights", help="imagenet, none, or a weights file")
     train.add_argument("--optimizer", choices=CHOICES["optimizer"])
+    train.add_argument(
+        "--beta-2",
+        type=float,
+        help="adam: decay of its average of squared gradients (default 0.999)",
+    )
     train.add_argument("--steps", type=_positive)
     train.add_argument("--batch-size", type=_positive)
     train.add_argument("--lr", type=float, help="learning rate")
@@ -388,11 +393,12 @@ def _add_model_commands(commands):
         type=_positive,
         help="training steps (default: {} for the map heads, on the tiny_unet "
         "backbone, the learning rate rising over the first {} to {:g}, then "
-        "decaying; {} for fc, on small); with --steps, the quick preset's "
-        "learning-rate schedule".format(
+        "decaying, Adam's beta_2 {:g}; {} for fc, on small); with --steps, the "
+        "quick preset's learning-rate schedule".format(
             DEMO_SCHEDULES["map heads"]["steps"],
             DEMO_SCHEDULES["map heads"]["warmup_steps"],
             DEMO_SCHEDULES["map heads"]["lr"],
+            DEMO_SCHEDULES["map heads"]["beta_2"],
             DEMO_SCHEDULES["fc"]["steps"],
         ),
     )
@@ -434,6 +440,7 @@ TRAIN_KEYS = (
     "backbone",
     "weights",
     "optimizer",
+    "beta_2",
     "steps",
     "batch_size",
     "lr",

@@ -58,6 +58,11 @@ def _learning_rate(conf):
     return LearningRate(conf["lr"], conf["warmup_steps"], total, conf["lr_schedule"])
 
 
+def _optimizer(conf):
+    adam = {"beta_2": conf["beta_2"]} if conf["optimizer"] == "adam" else {}
+    return OPTIMIZERS[conf["optimizer"]](_learning_rate(conf), **adam)
+
+
 def build_trainer(conf, strategy):
     """The network and its HandTrainer, compiled, its optimizer built."""
     keras.utils.set_random_seed(conf["seed"])  # after data preparation, which draws too
@@ -65,7 +70,7 @@ def build_trainer(conf, strategy):
         net = build_model(conf)
         trainer = trainer_class(strategy)(net, conf, augmentation(conf))
         trainer.compile(
-            optimizer=OPTIMIZERS[conf["optimizer"]](_learning_rate(conf)),
+            optimizer=_optimizer(conf),
             jit_compile=use_jit(conf["jit"], strategy),
             steps_per_execution=conf["steps_per_execution"],
         )

@@ -54,6 +54,7 @@ def test_settings_of_another_head_are_refused():
         ({"crop": "square"}, "crop"),
         ({"steps": 0}, "steps"),
         ({"lr": -1.0}, "lr"),
+        ({"beta_2": 1.0}, "beta_2"),
         ({"max_angle": 400.0}, "max_angle"),
         ({"augment": None}, "augment"),
         ({"flip": "yes"}, "flip"),
@@ -65,6 +66,21 @@ def test_library_errors_name_the_setting_not_a_flag(overrides, key):
         configure("quick", overrides)
     assert error.value.key == key
     assert str(error.value).startswith(f"{key} ") and "--" not in str(error.value)
+
+
+def test_adam_takes_its_beta_2_and_rmsprop_refuses_it():
+    from hjr.distribute import make_strategy
+    from hjr.step import build_trainer
+
+    conf = configure("quick", {"head": "fc", "backbone": "tiny", "beta_2": 0.95})
+    _, trainer = build_trainer(conf, make_strategy("one-device"))
+    assert trainer.optimizer.beta_2 == 0.95
+    assert configure("quick", {"head": "fc"})["beta_2"] == 0.999  # Keras's default
+    with pytest.raises(
+        UserError, match="of the adam optimizer, not of rmsprop"
+    ) as error:
+        configure("paper", {"head": "fc", "beta_2": 0.95})
+    assert error.value.key == "beta_2"
 
 
 def test_augmentation_off_is_false_not_none():
@@ -128,6 +144,7 @@ BAD_FLAGS = [
     (["train", "--head", "fc", "--lr", "-1"], "--lr -1.0", "non-negative"),
     (["train", "--head", "fc", "--max-angle", "400"], "--max-angle 400.0", "0..180"),
     (["train", "--head", "fc", "--bn-refresh", "-8"], "--bn-refresh -8", "at least 0"),
+    (["train", "--head", "fc", "--beta-2", "0.9"], "--beta-2 0.9", "adam optimizer"),
     (
         ["train", "--head", "offsets", "--backbone", "tiny_unet", "--map-stride", "8"],
         "--map-stride 8",
