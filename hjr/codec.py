@@ -25,6 +25,13 @@ The radius and sigma^2 of a run are its head's settings (hjr.heads.HEADS).
 from keras import ops
 
 
+def _centres(size):
+    """[size, size, 2]: the centre (x, y) of every pixel, (column + 0.5, row + 0.5)."""
+    centres = ops.arange(size, dtype="float32") + 0.5
+    rows, cols = ops.meshgrid(centres, centres, indexing="ij")
+    return ops.stack([cols, rows], axis=-1)
+
+
 def _squared_distances(keypoints, size):
     """[B, S, S, 21]: squared distance of every pixel centre to every joint."""
     keypoints = ops.cast(keypoints, "float32")
@@ -49,10 +56,7 @@ def offset_maps(keypoints, size):
     """Offsets from every pixel centre to every joint: float32 [B, S, S, 21, 2]
     (x, y), map pixels."""
     keypoints = ops.cast(keypoints, "float32")
-    centres = ops.arange(size, dtype="float32") + 0.5
-    dx = keypoints[:, None, None, :, 0] - centres[None, None, :, None]
-    dy = keypoints[:, None, None, :, 1] - centres[None, :, None, None]
-    return ops.stack([dx + ops.zeros_like(dy), dy + ops.zeros_like(dx)], axis=-1)
+    return keypoints[:, None, None, :, :] - _centres(size)[None, :, :, None, :]
 
 
 def vote(maps, offsets, stride=1.0):
@@ -65,13 +69,13 @@ def vote(maps, offsets, stride=1.0):
     pixels' mean vote."""
     maps = ops.cast(maps, "float32")
     offsets = ops.cast(offsets, "float32")
-    size = maps.shape[1]
-    centres = (ops.arange(size, dtype="float32") + 0.5) * stride
+    centres = _centres(maps.shape[1]) * stride  # [s, s, 2]
     weights = maps * maps + 1e-12  # [B, s, s, 21]
     total = ops.sum(weights, axis=(1, 2))  # [B, 21]
-    x = ops.sum(weights * (centres[None, None, :, None] + offsets[..., 0]), (1, 2))
-    y = ops.sum(weights * (centres[None, :, None, None] + offsets[..., 1]), (1, 2))
-    return ops.stack([x / total, y / total], axis=-1)
+    # No slices of the offsets' x and y: their gradients (TensorFlow's
+    # StridedSliceGrad) took 5% of the quick offsets step on 2 CPU cores.
+    votes = weights[..., None] * (centres[None, :, :, None, :] + offsets)
+    return ops.sum(votes, axis=(1, 2)) / total[..., None]
 
 
 def expectation(maps):

@@ -49,8 +49,9 @@ def demo(
     data_dir=None,
 ) -> dict:
     """Run the demo into folder `out` on --data `data` (synthetic by default);
-    returns the validation metrics. A run already in `out` is resumed (the
-    resume rules of hjr.config: only its length may change)."""
+    returns the validation metrics. A run already in `out` is resumed as it
+    began, its length included unless `steps` is given (the resume rules of
+    hjr.config: only its length may change)."""
     started = time.monotonic()
     out = Path(out)
     run_dir = out / "run"
@@ -59,9 +60,8 @@ def demo(
     resume = (run_dir / "config.json").exists()
     if steps is not None:  # the quick preset's schedule, for `steps`
         overrides["steps"] = steps
-    else:  # hjr.config.DEMO_SCHEDULES; a resumed run keeps its own but the length
-        schedule = demo_schedule(head)
-        overrides.update({"steps": schedule["steps"]} if resume else schedule)
+    elif not resume:  # hjr.config.DEMO_SCHEDULES; a resumed run keeps its own
+        overrides.update(demo_schedule(head))
     conf = configure(DEMO_PRESET, overrides, resume=run_dir if resume else None)
     print(f"hjr demo: {DEMO_PRESET} preset, {head} head on {conf['backbone']} -> {out}")
     train(conf, run_dir, resume, data_dir=data_dir)

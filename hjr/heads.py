@@ -110,12 +110,13 @@ def offsets_outputs(features, conf):
     logits = _map_logits(features, conf, 3 * NUM_JOINTS)
     logits = keras.layers.Activation("linear", dtype="float32", name="map_cast")(logits)
     side = logits.shape[1]
-    maps = keras.layers.Activation("sigmoid", dtype="float32", name="maps")(
-        logits[..., :NUM_JOINTS]
-    )
+    # split, not slices: the slices' gradients (TensorFlow's StridedSliceGrad)
+    # took 5% of the quick offsets step on 2 CPU cores.
+    disks, offsets = keras.ops.split(logits, [NUM_JOINTS], axis=-1)
+    maps = keras.layers.Activation("sigmoid", dtype="float32", name="maps")(disks)
     offsets = keras.layers.Reshape(
         (side, side, NUM_JOINTS, 2), dtype="float32", name="offsets"
-    )(logits[..., NUM_JOINTS:] * conf["radius"])
+    )(offsets * conf["radius"])
     stride = conf["input_size"] / side  # input pixels per map pixel
     keypoints = OffsetVote(stride, name="keypoints")([maps, offsets])
     return {"keypoints": keypoints, "maps": maps, "offsets": offsets}

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from data_pipeline.errors import UserError
 from hjr.backbones import BACKBONES, build_encoder
-from hjr.layers import CaffePreprocess
+from hjr.layers import BatchNorm, CaffePreprocess
 
 # keras' saving calls np.array on its variables, which numpy 2 flags on every one
 pytestmark = pytest.mark.filterwarnings(
@@ -127,6 +127,41 @@ def test_tiny_unet_decodes_its_stride_32_features_to_stride_4():
     assert encoder.get_layer("stem_a_relu").output.shape == (None, 64, 64, 16)
     features = np.asarray(encoder(_images(2)))
     assert np.isfinite(features).all() and features.std() > 0
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fused_batch_norm_trains_as_keras_batch_norm(compiled):
+    """hjr's BatchNorm (one fused op when training on TensorFlow) gives Keras'
+    outputs, gradients and moving statistics, and is in the tiny backbones."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2.0, 3.0, (4, 6, 6, 8)).astype("float32"))
+    weight = tf.constant(rng.normal(size=(4, 6, 6, 8)).astype("float32"))
+    norms = [BatchNorm(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)]
+    results = []
+    for norm in norms:
+        norm.build(x.shape)
+        norm.gamma.assign(np.linspace(0.5, 2.0, 8))
+        norm.beta.assign(np.linspace(-1.0, 1.0, 8))
+
+        def step(x, norm=norm):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(tf.square(norm(x, training=True)) * weight)
+            return [loss, *tape.gradient(loss, [x, norm.gamma, norm.beta])]
+
+        if compiled:
+            step = tf.function(step)
+            graph = step.get_concrete_function(x).graph
+            fused = any("FusedBatchNorm" in op.type for op in graph.get_operations())
+            assert fused == isinstance(norm, BatchNorm)
+        outputs = step(x)
+        statistics = [norm.moving_mean, norm.moving_variance]
+        results.append([np.asarray(v) for v in outputs + statistics])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(results[0][-1], 1.0)  # the variance moved
+    encoder = build_encoder("tiny_unet", None)
+    assert isinstance(encoder.get_layer("stem_bn"), BatchNorm)
 
 
 @pytest.mark.parametrize("backbone", ["tiny", "resnet50"])

@@ -70,13 +70,13 @@ def _stopped_demo(monkeypatch, **kwargs):
 
 @pytest.mark.parametrize(
     "head, steps, eval_every, warmup, lr, beta_2",
-    [("fc", 4800, 800, 100, 3e-3, 0.999), ("offsets", 3600, 900, 1080, 1.2e-2, 0.95)],
+    [("fc", 4800, 800, 100, 3e-3, 0.999), ("offsets", 4800, 1200, 1440, 1.2e-2, 0.95)],
 )
 def test_demo_without_steps_trains_what_fits_in_ten_minutes(
     tmp_path, monkeypatch, head, steps, eval_every, warmup, lr, beta_2
 ):
     """Without --steps the demo trains fewer steps than the quick preset's (9,600
-    to 48,000): 4,800 for fc, 3,600 for a map head, with a one-cycle learning rate
+    to 48,000): 4,800 for fc and for a map head, with a one-cycle learning rate
     (30% warm-up to twice the preset's rate) and Adam's beta_2 at 0.95."""
     conf = _stopped_demo(monkeypatch, out=tmp_path / "demo", head=head)
     backbone = "small" if head == "fc" else "tiny_unet"
@@ -92,7 +92,8 @@ def test_demo_steps_take_the_presets_schedule_and_a_resumed_run_keeps_its_own(
     conf = _stopped_demo(monkeypatch, out=tmp_path / "a", steps=5000)
     got = [conf[k] for k in ("steps", "warmup_steps", "lr", "beta_2")]
     assert got == [5000, 100, 6e-3, 0.999]
-    # A demo folder trained before the one-cycle schedule is finished as it began.
+    # A demo folder trained before the one-cycle schedule and the demo's present
+    # length is finished as it began, its length included.
     run = tmp_path / "b" / "run"
     run.mkdir(parents=True)
     old = configure("quick", {"head": "offsets", "steps": 3200, "eval_every": 800})
@@ -100,7 +101,7 @@ def test_demo_steps_take_the_presets_schedule_and_a_resumed_run_keeps_its_own(
     save_config(old, run)
     conf = _stopped_demo(monkeypatch, out=tmp_path / "b")
     got = [conf[k] for k in ("steps", "eval_every", "warmup_steps", "lr", "beta_2")]
-    assert got == [3600, 800, 100, 6e-3, 0.999]
+    assert got == [3200, 800, 100, 6e-3, 0.999]
 
 
 def test_kaggle_kernel_script_on_generated_files(tmp_path):
