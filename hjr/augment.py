@@ -32,6 +32,7 @@ import math
 import numpy as np
 from keras import ops
 
+from hjr.codec import pixel_centres
 from hjr.config import AUGMENT_KEYS, default_conf
 
 # The settings and their defaults (the paper's) are a run's (hjr.config).
@@ -107,9 +108,7 @@ def rotate_images(images, angle):
     the centre, matching rotate_keypoints; zeros outside. S and C must be static;
     written with one gather per corner (ops.take on the flattened batch)."""
     size, channels = images.shape[1], images.shape[3]
-    centres = ops.arange(size, dtype="float32") + 0.5
-    grid_y, grid_x = ops.meshgrid(centres, centres, indexing="ij")
-    out_xy = ops.reshape(ops.stack([grid_x, grid_y], axis=-1), [1, -1, 2])
+    out_xy = ops.reshape(pixel_centres(size), [1, -1, 2])
     # Each output pixel samples the input at the inverse rotation of its centre.
     src = rotate_keypoints(out_xy, -angle, float(size)) - 0.5  # [B, S*S, 2]
     x0, y0 = ops.floor(src[..., 0]), ops.floor(src[..., 1])

@@ -3,6 +3,8 @@
 Keypoints: float32 [B, 21, 2], x = column, y = row, pixel i covering [i, i+1), so
 pixel (c, r) has its centre at (c + 0.5, r + 0.5). Maps: float32 [B, S, S, 21].
 
+- `pixel_centres`: the centre (x, y) of every pixel of a map (also the augmentation's
+  sampling grid).
 - `disk_maps`: 1 on pixels whose centre lies within `radius` of the joint, else 0
   (targets of the classification head).
 - `gaussian_maps`: exp(-d^2 / (2 sigma^2)) of the distance d from each pixel centre
@@ -25,7 +27,7 @@ The radius and sigma^2 of a run are its head's settings (hjr.heads.HEADS).
 from keras import ops
 
 
-def _centres(size):
+def pixel_centres(size):
     """[size, size, 2]: the centre (x, y) of every pixel, (column + 0.5, row + 0.5)."""
     centres = ops.arange(size, dtype="float32") + 0.5
     rows, cols = ops.meshgrid(centres, centres, indexing="ij")
@@ -56,7 +58,7 @@ def offset_maps(keypoints, size):
     """Offsets from every pixel centre to every joint: float32 [B, S, S, 21, 2]
     (x, y), map pixels."""
     keypoints = ops.cast(keypoints, "float32")
-    return keypoints[:, None, None, :, :] - _centres(size)[None, :, :, None, :]
+    return keypoints[:, None, None, :, :] - pixel_centres(size)[None, :, :, None, :]
 
 
 def vote(maps, offsets, stride=1.0):
@@ -69,7 +71,7 @@ def vote(maps, offsets, stride=1.0):
     pixels' mean vote."""
     maps = ops.cast(maps, "float32")
     offsets = ops.cast(offsets, "float32")
-    centres = _centres(maps.shape[1]) * stride  # [s, s, 2]
+    centres = pixel_centres(maps.shape[1]) * stride  # [s, s, 2]
     weights = maps * maps + 1e-12  # [B, s, s, 21]
     total = ops.sum(weights, axis=(1, 2))  # [B, 21]
     # No slices of the offsets' x and y: their gradients (TensorFlow's
