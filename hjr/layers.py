@@ -4,7 +4,7 @@
 - OffsetVote: maps and offsets -> keypoints by soft Hough voting.
 - UpsampledConv: bilinear upsampling then a convolution, computed cheaply.
 - CaffePreprocess: the input of keras' ResNet v1.
-- BatchNorm: Keras' BatchNormalization, training as one fused op on TensorFlow.
+- BatchNormalization: Keras' own, training as one fused op on TensorFlow.
 - tiny_features: the small CNN of the `tiny` backbone.
 """
 
@@ -175,14 +175,17 @@ class CaffePreprocess(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="hjr")
-class BatchNorm(keras.layers.BatchNormalization):
+class BatchNormalization(keras.layers.BatchNormalization):
     """keras.layers.BatchNormalization (same weights, same outputs and moving
     statistics), whose training pass on TensorFlow with one replica is one fused
     op (tf.nn.fused_batch_norm). Keras' own pass there is a dozen small ops
     forward and backward: 15% of the quick offsets step's time on 2 CPU cores,
     9% fused (docs/benchmarks.md, "A faster step"). With several replicas
     (`synchronized`: statistics over the global batch), on other backends, and in
-    inference it is Keras' own."""
+    inference it is Keras' own.
+
+    Keras keeps a layer's weights in a weights file under its class's name:
+    Keras' name, so that checkpoints of runs trained with Keras' layer load."""
 
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable and self._fusable(inputs, mask)):
@@ -229,7 +232,7 @@ def _conv_bn(x, filters, kernel, stride, name, relu=True):
     # synchronized=True (a TensorFlow-only argument); JAX computes the sharded
     # global batch as one array anyway.
     synchronized = keras.backend.backend() == "tensorflow"
-    x = BatchNorm(synchronized=synchronized, name=f"{name}_bn")(x)
+    x = BatchNormalization(synchronized=synchronized, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 

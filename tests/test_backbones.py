@@ -6,8 +6,11 @@ import pytest
 import tensorflow as tf
 
 from data_pipeline.errors import UserError
+from hjr import layers
 from hjr.backbones import BACKBONES, build_encoder
-from hjr.layers import BatchNorm, CaffePreprocess
+from hjr.config import configure
+from hjr.layers import CaffePreprocess
+from hjr.model import build_model
 
 # keras' saving calls np.array on its variables, which numpy 2 flags on every one
 pytestmark = pytest.mark.filterwarnings(
@@ -131,12 +134,15 @@ def test_tiny_unet_decodes_its_stride_32_features_to_stride_4():
 
 @pytest.mark.parametrize("compiled", [False, True])
 def test_fused_batch_norm_trains_as_keras_batch_norm(compiled):
-    """hjr's BatchNorm (one fused op when training on TensorFlow) gives Keras'
+    """hjr's BatchNormalization (one fused op when training on TensorFlow) gives Keras'
     outputs, gradients and moving statistics, and is in the tiny backbones."""
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(2.0, 3.0, (4, 6, 6, 8)).astype("float32"))
     weight = tf.constant(rng.normal(size=(4, 6, 6, 8)).astype("float32"))
-    norms = [BatchNorm(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)]
+    norms = [
+        layers.BatchNormalization(momentum=0.9),
+        keras.layers.BatchNormalization(momentum=0.9),
+    ]
     results = []
     for norm in norms:
         norm.build(x.shape)
@@ -153,7 +159,7 @@ def test_fused_batch_norm_trains_as_keras_batch_norm(compiled):
             step = tf.function(step)
             graph = step.get_concrete_function(x).graph
             fused = any("FusedBatchNorm" in op.type for op in graph.get_operations())
-            assert fused == isinstance(norm, BatchNorm)
+            assert fused == isinstance(norm, layers.BatchNormalization)
         outputs = step(x)
         statistics = [norm.moving_mean, norm.moving_variance]
         results.append([np.asarray(v) for v in outputs + statistics])
@@ -161,7 +167,26 @@ def test_fused_batch_norm_trains_as_keras_batch_norm(compiled):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
     assert not np.allclose(results[0][-1], 1.0)  # the variance moved
     encoder = build_encoder("tiny_unet", None)
-    assert isinstance(encoder.get_layer("stem_bn"), BatchNorm)
+    assert isinstance(encoder.get_layer("stem_bn"), layers.BatchNormalization)
+
+
+def test_weights_saved_with_keras_batch_norm_load(tmp_path, monkeypatch):
+    """Runs trained before hjr's BatchNormalization (tiny backbones with Keras'
+    layer) load into today's network, every weight where it was."""
+    conf = configure("quick", {"head": "offsets", "input_size": 64})
+    with monkeypatch.context() as patch:
+        patch.setattr(layers, "BatchNormalization", keras.layers.BatchNormalization)
+        old = build_model(conf)
+    encoder = old.get_layer(f"{conf['backbone']}_encoder")
+    assert not any(isinstance(x, layers.BatchNormalization) for x in encoder.layers)
+    rng = np.random.default_rng(1)
+    for variable in old.weights:  # moving statistics included
+        variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
+    old.save_weights(tmp_path / "old.weights.h5")
+    new = build_model(conf)
+    new.load_weights(tmp_path / "old.weights.h5")
+    for ours, theirs in zip(new.weights, old.weights):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
 
 
 @pytest.mark.parametrize("backbone", ["tiny", "resnet50"])
