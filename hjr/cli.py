@@ -158,7 +158,14 @@ def _add_train_command(commands):
     train.add_argument(
         "--beta-2",
         type=float,
-        help="adam: decay of its average of squared gradients (default 0.999)",
+        help="adam, nadam: decay of its average of squared gradients (default "
+        "0.999)",
+    )
+    train.add_argument(
+        "--weight-decay",
+        type=float,
+        help="decoupled weight decay of the kernels, times the learning rate "
+        "(default 0)",
     )
     train.add_argument("--steps", type=_positive)
     train.add_argument("--batch-size", type=_positive)
@@ -393,12 +400,14 @@ def _add_model_commands(commands):
         type=_positive,
         help="training steps (default: {} for the map heads, on the tiny_unet "
         "backbone, the learning rate rising over the first {} to {:g}, then "
-        "decaying, Adam's beta_2 {:g}; {} for fc, on small); with --steps, the "
-        "quick preset's learning-rate schedule".format(
+        "decaying, Nadam with beta_2 {:g} and weight decay {:g}; {} for fc, on "
+        "small); with --steps, the quick preset's learning-rate schedule and "
+        "optimizer".format(
             DEMO_SCHEDULES["map heads"]["steps"],
             DEMO_SCHEDULES["map heads"]["warmup_steps"],
             DEMO_SCHEDULES["map heads"]["lr"],
             DEMO_SCHEDULES["map heads"]["beta_2"],
+            DEMO_SCHEDULES["map heads"]["weight_decay"],
             DEMO_SCHEDULES["fc"]["steps"],
         ),
     )
@@ -441,6 +450,7 @@ TRAIN_KEYS = (
     "weights",
     "optimizer",
     "beta_2",
+    "weight_decay",
     "steps",
     "batch_size",
     "lr",

@@ -14,7 +14,11 @@ from .config import augmentation
 from .distribute import trainer_class, use_jit
 from .model import build_model
 
-OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
+OPTIMIZERS = {
+    "rmsprop": keras.optimizers.RMSprop,
+    "adam": keras.optimizers.Adam,
+    "nadam": keras.optimizers.Nadam,
+}
 
 
 def schedule(conf):
@@ -59,8 +63,14 @@ def _learning_rate(conf):
 
 
 def _optimizer(conf):
-    adam = {"beta_2": conf["beta_2"]} if conf["optimizer"] == "adam" else {}
-    return OPTIMIZERS[conf["optimizer"]](_learning_rate(conf), **adam)
+    adam = {"beta_2": conf["beta_2"]} if conf["optimizer"] != "rmsprop" else {}
+    decay = conf["weight_decay"] or None
+    optimizer = OPTIMIZERS[conf["optimizer"]](
+        _learning_rate(conf), weight_decay=decay, **adam
+    )
+    if decay:  # the kernels only
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
 
 
 def build_trainer(conf, strategy):

@@ -4,6 +4,7 @@ its flags before any work, names them in its errors, and keeps TensorFlow quiet.
 import json
 import re
 
+import numpy as np
 import pytest
 from conftest import SMALL_SYNTHETIC, run_python, train_small_run
 
@@ -68,19 +69,49 @@ def test_library_errors_name_the_setting_not_a_flag(overrides, key):
     assert str(error.value).startswith(f"{key} ") and "--" not in str(error.value)
 
 
-def test_adam_takes_its_beta_2_and_rmsprop_refuses_it():
+@pytest.mark.parametrize("optimizer", ["adam", "nadam"])
+def test_adam_takes_its_beta_2_and_rmsprop_refuses_it(optimizer):
     from hjr.distribute import make_strategy
     from hjr.step import build_trainer
 
-    conf = configure("quick", {"head": "fc", "backbone": "tiny", "beta_2": 0.95})
+    overrides = {"head": "fc", "backbone": "tiny", "beta_2": 0.95}
+    conf = configure("quick", {**overrides, "optimizer": optimizer})
     _, trainer = build_trainer(conf, make_strategy("one-device"))
     assert trainer.optimizer.beta_2 == 0.95
+    assert type(trainer.optimizer).__name__.lower() == optimizer
     assert configure("quick", {"head": "fc"})["beta_2"] == 0.999  # Keras's default
     with pytest.raises(
-        UserError, match="of the adam optimizer, not of rmsprop"
+        UserError, match="of the adam and nadam optimizers, not of rmsprop"
     ) as error:
         configure("paper", {"head": "fc", "beta_2": 0.95})
     assert error.value.key == "beta_2"
+
+
+def test_weight_decay_shrinks_the_kernels_only():
+    """Decoupled weight decay: with zero gradients (no Adam step) every kernel
+    shrinks by weight_decay x lr, BatchNorm's gamma and beta and the biases stay."""
+    import keras
+
+    from hjr.distribute import make_strategy
+    from hjr.step import build_trainer
+
+    overrides = {"head": "offsets", "optimizer": "nadam", "weight_decay": 0.5}
+    conf = configure(
+        "quick", {**overrides, "warmup_steps": 0, "lr_schedule": "constant"}
+    )
+    _, trainer = build_trainer(conf, make_strategy("one-device"))
+    variables = trainer.trainable_variables
+    before = [keras.ops.convert_to_numpy(v) for v in variables]
+    zeros = [keras.ops.zeros_like(v) for v in variables]
+    trainer.optimizer.apply_gradients(zip(zeros, variables))
+    names = set()
+    for variable, old in zip(variables, before):
+        ratio = 1.0 - 0.5 * conf["lr"] if variable.name == "kernel" else 1.0
+        np.testing.assert_allclose(variable, old * ratio, rtol=1e-6, atol=1e-9)
+        names.add(variable.name)
+    assert {"kernel", "gamma", "beta", "bias"} <= names
+    with pytest.raises(UserError, match="expected a non-negative number"):
+        configure("quick", {"weight_decay": -1.0})
 
 
 def test_augmentation_off_is_false_not_none():

@@ -68,20 +68,28 @@ def _stopped_demo(monkeypatch, **kwargs):
     return stopped.value.args[0]
 
 
+SCHEDULE_KEYS = ("steps", "eval_every", "warmup_steps", "lr")
+OPTIMIZER_KEYS = ("optimizer", "beta_2", "weight_decay")
+
+
 @pytest.mark.parametrize(
-    "head, steps, eval_every, warmup, lr, beta_2",
-    [("fc", 4800, 800, 100, 3e-3, 0.999), ("offsets", 4800, 1200, 1440, 1.2e-2, 0.95)],
+    "head, schedule, optimizer",
+    [
+        ("fc", (4800, 800, 100, 3e-3), ("adam", 0.999, 0.0)),
+        ("offsets", (5200, 1300, 1560, 1.2e-2), ("nadam", 0.95, 0.02)),
+    ],
 )
 def test_demo_without_steps_trains_what_fits_in_ten_minutes(
-    tmp_path, monkeypatch, head, steps, eval_every, warmup, lr, beta_2
+    tmp_path, monkeypatch, head, schedule, optimizer
 ):
     """Without --steps the demo trains fewer steps than the quick preset's (9,600
-    to 48,000): 4,800 for fc and for a map head, with a one-cycle learning rate
-    (30% warm-up to twice the preset's rate) and Adam's beta_2 at 0.95."""
+    to 48,000): 4,800 for fc, 5,200 for a map head, with a one-cycle learning
+    rate (30% warm-up to twice the preset's rate), Nadam, beta_2 0.95 and weight
+    decay."""
     conf = _stopped_demo(monkeypatch, out=tmp_path / "demo", head=head)
-    backbone = "small" if head == "fc" else "tiny_unet"
-    keys = ("backbone", "steps", "eval_every", "warmup_steps", "lr", "beta_2")
-    assert [conf[k] for k in keys] == [backbone, steps, eval_every, warmup, lr, beta_2]
+    assert conf["backbone"] == ("small" if head == "fc" else "tiny_unet")
+    assert tuple(conf[k] for k in SCHEDULE_KEYS) == schedule
+    assert tuple(conf[k] for k in OPTIMIZER_KEYS) == optimizer
 
 
 def test_demo_steps_take_the_presets_schedule_and_a_resumed_run_keeps_its_own(
@@ -90,18 +98,19 @@ def test_demo_steps_take_the_presets_schedule_and_a_resumed_run_keeps_its_own(
     from hjr.config import configure, save_config
 
     conf = _stopped_demo(monkeypatch, out=tmp_path / "a", steps=5000)
-    got = [conf[k] for k in ("steps", "warmup_steps", "lr", "beta_2")]
-    assert got == [5000, 100, 6e-3, 0.999]
+    assert [conf[k] for k in ("steps", "warmup_steps", "lr")] == [5000, 100, 6e-3]
+    assert tuple(conf[k] for k in OPTIMIZER_KEYS) == ("adam", 0.999, 0.0)
     # A demo folder trained before the one-cycle schedule and the demo's present
     # length is finished as it began, its length included.
     run = tmp_path / "b" / "run"
     run.mkdir(parents=True)
     old = configure("quick", {"head": "offsets", "steps": 3200, "eval_every": 800})
-    del old["beta_2"]  # and before the setting: trained with Keras's default
+    # and before these settings: trained with Keras's defaults
+    del old["beta_2"], old["weight_decay"]
     save_config(old, run)
     conf = _stopped_demo(monkeypatch, out=tmp_path / "b")
-    got = [conf[k] for k in ("steps", "eval_every", "warmup_steps", "lr", "beta_2")]
-    assert got == [3200, 800, 100, 6e-3, 0.999]
+    assert tuple(conf[k] for k in SCHEDULE_KEYS) == (3200, 800, 100, 6e-3)
+    assert tuple(conf[k] for k in OPTIMIZER_KEYS) == ("adam", 0.999, 0.0)
 
 
 def test_kaggle_kernel_script_on_generated_files(tmp_path):
