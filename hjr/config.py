@@ -21,6 +21,7 @@ from .backbones import BACKBONES
 from .heads import HEADS
 
 OPTIMIZERS = ("rmsprop", "adam", "nadam")  # nadam: Adam with Nesterov momentum
+WITH_BETA_2 = ("adam", "nadam")  # the optimizers that take beta_2
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 JIT = ("auto", "on", "off")
@@ -262,9 +263,11 @@ def configure(preset: str = None, overrides: dict = None, resume=None) -> dict:
     chosen = {k: v for k, v in PRESETS[preset].items() if k in defaults}
     chosen.update(PRESETS[preset].get("heads", {}).get(head, {}))
     conf = {**defaults, **chosen, **overrides, "preset": preset}
-    if conf["optimizer"] == "rmsprop" and conf["beta_2"] != default_conf["beta_2"]:
+    takes = conf["optimizer"] in WITH_BETA_2
+    if not takes and conf["beta_2"] != default_conf["beta_2"]:
         raise UserError(
-            f"a setting of the adam and nadam optimizers, not of {conf['optimizer']}",
+            f"a setting of the {' and '.join(WITH_BETA_2)} optimizers, not of "
+            f"{conf['optimizer']}",
             "beta_2",
             conf["beta_2"],
         )

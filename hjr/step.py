@@ -10,7 +10,7 @@ import math
 import keras
 from keras import ops
 
-from .config import augmentation
+from .config import WITH_BETA_2, augmentation
 from .distribute import trainer_class, use_jit
 from .model import build_model
 
@@ -63,7 +63,7 @@ def _learning_rate(conf):
 
 
 def _optimizer(conf):
-    adam = {"beta_2": conf["beta_2"]} if conf["optimizer"] != "rmsprop" else {}
+    adam = {"beta_2": conf["beta_2"]} if conf["optimizer"] in WITH_BETA_2 else {}
     decay = conf["weight_decay"] or None
     optimizer = OPTIMIZERS[conf["optimizer"]](
         _learning_rate(conf), weight_decay=decay, **adam
