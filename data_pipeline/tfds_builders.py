@@ -23,17 +23,24 @@ there. The number held out is kept in the metadata as `num_validation`.
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from . import kaggle_h5, rhd, synthetic
+from . import kaggle_h5, parallel, rhd
 from .crop import crop_hand
 from .errors import UserError
 from .keypoints import CROP_SIZE, NUM_JOINTS
 from .splits import hold_out
 
 TEST_INDEX_OFFSET = 10**9  # synthetic test frames come from their own index range
+
+
+def _example(index, patch, keypoints, visible) -> tuple:
+    """(key, features) of one stored sample."""
+    features = {"image": patch, "keypoints": keypoints, "visible": visible}
+    return int(index), {**features, "id": int(index)}
 
 
 @dataclasses.dataclass(eq=False)
@@ -99,13 +106,7 @@ class _HandBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _crops(self, samples, crop):
         """Examples from (id, frame, keypoints, visible) samples cut with `crop`."""
         for index, image, keypoints, visible in samples:
-            patch, local = crop_hand(image, keypoints, crop)
-            yield int(index), {
-                "image": patch,
-                "keypoints": local,
-                "visible": visible,
-                "id": int(index),
-            }
+            yield _example(index, *crop_hand(image, keypoints, crop), visible)
 
     def _note_held_out(self, held):
         """Record how many samples `hold_out` gave to validation (0 for None)."""
@@ -138,11 +139,9 @@ class HjrSynthetic(_HandBuilder):
 
     def _generate_examples(self, indices, offset, crop):
         seed = self.builder_config.seed
-        frames = (
-            (i, *synthetic.render_hand_with_visibility(seed, offset + int(i)))
-            for i in indices
-        )
-        yield from self._crops(frames, crop)
+        draw = functools.partial(parallel.synthetic_crop, seed, offset, crop)
+        for index, sample in zip(indices, parallel.in_order(draw, indices)):
+            yield _example(index, *sample)
 
 
 class HjrKaggle(_HandBuilder):

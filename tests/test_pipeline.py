@@ -1,11 +1,14 @@
 """TFDS builders for the three sources, and the tf.data pipeline over them."""
 
+import functools
+import subprocess
+
 import numpy as np
 import pytest
 from conftest import SMALL_SYNTHETIC
 from datagen import write_rhd_tree
 
-from data_pipeline import synthetic
+from data_pipeline import parallel, synthetic
 from data_pipeline.crop import crop_hand
 from data_pipeline.errors import UserError
 from data_pipeline.kaggle_h5 import write_kaggle_files
@@ -68,6 +71,43 @@ def test_synthetic_visibility_is_the_renderers(data_dir):
         assert not samples["visible"].all()
     builder, _ = open_split(source, "train", data_dir=data_dir)
     assert has_visibility(builder)
+
+
+def test_synthetic_hands_drawn_by_a_process_per_core_are_the_same(
+    tmp_path, data_dir, monkeypatch
+):
+    source = parse_source(SMALL_SYNTHETIC)
+    fields = ("id", "image", "keypoints", "visible")
+    splits = ("train", "validation", "test")
+    alone = {s: read_split(source, s, fields, data_dir=data_dir) for s in splits}
+    started = []
+
+    class Popen(subprocess.Popen):
+        def __init__(self, command, *args, **kwargs):
+            started.append(command[-1])
+            super().__init__(command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", Popen)
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 8)
+    monkeypatch.setattr(parallel, "CHUNK", 3)
+    monkeypatch.setattr(parallel, "cores", lambda: 2)
+    where = tmp_path / "drawn_in_parallel"
+    for split in splits:
+        drawn = read_split(source, split, fields, data_dir=where)
+        for key in fields:
+            np.testing.assert_array_equal(drawn[key], alone[split][key])
+    assert started == ["data_pipeline.parallel"] * 6  # two per split
+
+
+def test_drawing_processes_fail_clearly_and_print_aside(monkeypatch):
+    monkeypatch.setattr(parallel, "cores", lambda: 2)
+    function = functools.partial(divmod, 1)  # divmod(1, 0) fails
+    items = [1] * parallel.PARALLEL_FROM + [0]
+    with pytest.raises(RuntimeError, match="drawing samples failed: ZeroDivision"):
+        list(parallel.in_order(function, items))
+    # what a worker prints goes to its errors, not into its results
+    items = range(parallel.PARALLEL_FROM)
+    assert list(parallel.in_order(print, items)) == [None] * len(items)
 
 
 def test_read_split_picks_ids_in_their_order(data_dir):
