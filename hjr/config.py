@@ -156,7 +156,9 @@ DEFAULT_PRESET = "paper"
 # with Nesterov momentum) with decoupled weight decay 0.02 (5-9% less on two
 # seeds: "The demo's optimizer"). 4,800 steps rather than 3,600 since the step
 # became a fifth faster (10% less error: "A faster step"), then 5,200, what fits
-# with the rest (9.1 minutes in all). fc on small: 4,800 of 60-70 ms, every 800.
+# with the rest (9.1 minutes in all; 11.7 on the same machine when its steps ran a
+# third slower: "The same demo on a slower day"). fc on small: 4,800 of 60-70 ms,
+# every 800.
 DEMO_SCHEDULES = {
     "fc": {"steps": 4800, "eval_every": 800},
     "map heads": {
