@@ -1,3 +1,4 @@
+import gc
 import os
 import subprocess
 import sys
@@ -5,6 +6,15 @@ import sys
 import pytest
 
 SMALL_SYNTHETIC = "synthetic:train=40,validation=8,test=8"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    """Free the session's garbage (TensorFlow's objects) before a pytest-xdist worker
+    reports that it is done: the controller then stops the worker, interrupting it
+    after 5 s, which pytest's own last collection could otherwise outlast (it printed
+    a KeyboardInterrupt in a weakref callback after all tests had passed)."""
+    gc.collect()
 
 
 @pytest.fixture
