@@ -9,7 +9,7 @@ One function for training and evaluation (`training` switch). Batches are dicts:
     draws: float32 [B, 4] uniform in [0, 1), training batches only: the random
         numbers of the training augmentation (batch_draws)
 Augmentation is not done here: it runs on the batch on the accelerator
-(hjr.augment, any Keras backend), inside or next to the compiled training step,
+(hjr.core.augment, any Keras backend), inside or next to the compiled training step,
 and only maps each sample's draws to its parameters.
 """
 
@@ -21,7 +21,7 @@ from .errors import UserError
 from .sources import SPLITS, Source, prepare
 
 SHUFFLE_BUFFER = 8192  # samples; about 400 MB of 128x128 crops
-NUM_DRAWS = 4  # columns of a batch's draws (hjr.augment.NUM_DRAWS)
+NUM_DRAWS = 4  # columns of a batch's draws (hjr.core.augment.NUM_DRAWS)
 
 
 def open_split(source: Source, split: str, crop: str = "biased", data_dir=None):

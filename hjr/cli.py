@@ -15,7 +15,7 @@ import numpy as np
 from data_pipeline.errors import UserError
 from data_pipeline.sources import SPLITS
 
-from .config import (
+from hjr.config import (
     CALIBRATION_CROPS,
     CHOICES,
     DEMO_SCHEDULES,
@@ -25,8 +25,8 @@ from .config import (
     QUANTIZATIONS,
     configure,
 )
-from .heads import HEADS
-from .quiet import start_tensorflow, verbose_from_env
+from hjr.core.heads import HEADS
+from hjr.quiet import start_tensorflow, verbose_from_env
 
 DATA_HELP = (
     "synthetic (built in, default), a folder with the competition's training.h5/"
@@ -486,7 +486,7 @@ def _train(args, verbose):
         run_dir = args.out or os.path.join(runs, given["head"])
     conf = configure(args.preset, given, resume=args.resume)
     start_tensorflow(verbose)
-    from .train import train
+    from hjr.training.train import train
 
     return train(conf, run_dir, bool(args.resume), args.dry_run, args.data_dir)
 
@@ -494,7 +494,7 @@ def _train(args, verbose):
 def _predict(args, source):
     from pathlib import Path
 
-    from .predict import predict
+    from hjr.inference.predict import predict
 
     out = Path(args.out)
     if not out.parent.is_dir():
@@ -526,8 +526,8 @@ def _evaluate(args, source):
         read_split,
     )
 
-    from . import evaluate
-    from .predict import predict
+    from hjr.inference import evaluate
+    from hjr.inference.predict import predict
 
     builder, count = open_split(source, args.split, args.crop, args.data_dir)
     if not is_labelled(builder, args.split):
@@ -556,7 +556,7 @@ def _evaluate(args, source):
     visible = truth["visible"][rows] if has_visibility(builder) else None
     result = evaluate.scores(predictions, labels, visible)
     try:  # the mean training keypoints; the split's own mean where there is none
-        from .train import mean_keypoints
+        from hjr.training.train import mean_keypoints
 
         mean = mean_keypoints(source, args.data_dir, args.crop)[None]
     except UserError:
@@ -586,14 +586,14 @@ def _bench(args):
     if args.export:
         import json
 
-        from .bench import bench_export
+        from hjr.apps.bench import bench_export
 
         result = bench_export(args.export, args.quick, args.json)
         print(json.dumps(result, indent=2))
         return
     if args.train_step:
         return _bench_train_step(args)
-    from .bench import bench, table
+    from hjr.apps.bench import bench, table
 
     result = bench(args.quick, args.backbone, args.heads, args.json)
     print(table(result))
@@ -606,7 +606,7 @@ def _bench_train_step(args):
 
     from data_pipeline.files import atomic_path
 
-    from .bench_step import bench_train_step
+    from hjr.apps.bench_step import bench_train_step
 
     result = bench_train_step(
         args.backbone,
@@ -626,7 +626,7 @@ def _bench_train_step(args):
 
 
 def _export(args, verbose):
-    from .export import export, info_path
+    from hjr.inference.export import export, info_path
 
     out = export(
         args.model,
@@ -695,17 +695,17 @@ def _run(args, verbose):
     elif args.command == "evaluate":
         _evaluate(args, source)
     elif args.command == "demo":
-        from .demo import demo
+        from hjr.apps.demo import demo
 
         demo(args.out, args.data, args.head, args.steps, args.crop, args.data_dir)
     elif args.command == "reproduce":
-        from .reproduce import reproduce
+        from hjr.apps.reproduce import reproduce
 
         reproduce(
             args.out, args.data, args.preset, args.steps, args.data_dir, args.heads
         )
     elif args.command == "browse":
-        from .browse import browse
+        from hjr.apps.browse import browse
 
         browse(
             source,

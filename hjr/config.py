@@ -4,8 +4,8 @@
 preset and the settings given (the CLI's flags, `hjr demo`, the Kaggle kernel, a
 notebook) into the configuration of a run, or of the run being resumed. The
 result is saved as config.json in the run folder: enough to rebuild the exact
-model (hjr.model.build_model) and to resume the run. Machine-specific paths (where
-prepared data lives) are arguments of hjr.train, never part of it.
+model (hjr.core.model.build_model) and to resume the run. Machine-specific paths (where
+prepared data lives) are arguments of hjr.training.train, never part of it.
 
 Importing this module does not start TensorFlow: the CLI checks its flags here.
 """
@@ -17,8 +17,8 @@ from data_pipeline.crop import CROPS
 from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path
 
-from .backbones import BACKBONES
-from .heads import HEADS
+from hjr.core.backbones import BACKBONES
+from hjr.core.heads import HEADS
 
 OPTIMIZERS = ("rmsprop", "adam", "nadam")  # nadam: Adam with Nesterov momentum
 WITH_BETA_2 = ("adam", "nadam")  # the optimizers that take beta_2
@@ -28,16 +28,16 @@ JIT = ("auto", "on", "off")
 LR_SCHEDULES = ("constant", "cosine")
 LAYOUTS = ("fast", "plain")
 MAP_STRIDES = (1, 2, 4, 8)  # input pixels per map pixel (map heads)
-# hjr export (hjr.export): formats, LiteRT quantizations, int8 calibration crops.
+# hjr export (hjr.inference.export): formats, LiteRT quantizations, int8 calibration crops.
 EXPORT_FORMATS = ("savedmodel", "onnx", "tflite")
 QUANTIZATIONS = ("float16", "int8")
 CALIBRATION_CROPS = 300
 
 default_conf = {
-    # The network (hjr.model.build_model); each head adds its own settings
+    # The network (hjr.core.model.build_model); each head adds its own settings
     # (HEADS[head].defaults: the classification disk radius, the score-map sigma2).
-    "head": "fc",  # a key of hjr.heads.HEADS
-    "backbone": "resnet152v2",  # a key of hjr.backbones.BACKBONES
+    "head": "fc",  # a key of hjr.core.heads.HEADS
+    "backbone": "resnet152v2",  # a key of hjr.core.backbones.BACKBONES
     "weights": "imagenet",  # imagenet, none, or a path to a weights file
     "input_size": 128,  # side of the input crops
     "head_layout": "fast",  # map heads: fast (exact, ~100x cheaper) or plain
@@ -59,9 +59,9 @@ default_conf = {
     "seed": 0,  # weights init, data order and augmentation draws
     "eval_every": 2000,  # steps between validations (and checkpoints)
     # Before each validation, BatchNorm's moving statistics re-estimated from this
-    # many augmented training crops, weights untouched (0: off; hjr.callbacks).
+    # many augmented training crops, weights untouched (0: off; hjr.training.callbacks).
     "bn_refresh": 0,
-    # Training augmentation (hjr.augment), the paper's.
+    # Training augmentation (hjr.core.augment), the paper's.
     "augment": True,  # False: train on the crops as they are
     "rot90": True,  # random multiple of 90 degrees, k uniform in 0..3
     # Mirrored left to right at random (half the crops): a left hand becomes a right
@@ -145,7 +145,7 @@ PRESETS = {
     },
 }
 DEFAULT_PRESET = "paper"
-# `hjr demo` without --steps (hjr.demo): fewer than the quick preset's steps (9,600;
+# `hjr demo` without --steps (hjr.apps.demo): fewer than the quick preset's steps (9,600;
 # 12,000 for scoremap, 48,000 for fc), as many as fit into 10 minutes on 2 CPU
 # cores with the rest of the demo. The map heads on tiny_unet: 5,200 steps of
 # 90-100 ms, validated every 1,300, on a one-cycle schedule: the learning rate rises
@@ -326,7 +326,7 @@ def _resumed(run, preset, overrides, folder):
 
 
 def augmentation(conf: dict):
-    """The hjr.augment settings of a run, or None without augmentation."""
+    """The hjr.core.augment settings of a run, or None without augmentation."""
     return {key: conf[key] for key in AUGMENT_KEYS} if conf["augment"] else None
 
 

@@ -80,7 +80,7 @@ def find_competition_data(root: Path, scratch: Path) -> Path:
 
 
 def import_hjr(root: Path):
-    """hjr's Python API (hjr.cli, hjr.train, hjr.predict), from an installed hjr,
+    """hjr's Python API (hjr.cli, hjr.training.train, hjr.inference.predict), from an installed hjr,
     this repository, or a dataset under root."""
     here = Path(__file__).resolve().parents[1] if "__file__" in globals() else None
     candidates = [here] if here else []
@@ -94,8 +94,8 @@ def import_hjr(root: Path):
 
         quiet.start_tensorflow(quiet.verbose_from_env())
         import hjr.cli
-        import hjr.predict
-        import hjr.train
+        import hjr.inference.predict
+        import hjr.training.train
     except ImportError as error:
         raise SystemExit(
             f"kaggle_kernel: error: cannot import hjr ({error}); add the hjr "
@@ -127,8 +127,8 @@ def run(argv=None) -> int:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     out = args.output / "submission.csv"
     try:
-        hjr.train.run(run_dir, preset, overrides, resume, args.data_dir)
-        hjr.predict.predict(
+        hjr.training.train.run(run_dir, preset, overrides, resume, args.data_dir)
+        hjr.inference.predict.predict(
             run_dir, parse_source(spec), "test", out=out, data_dir=args.data_dir
         )
     except UserError as error:

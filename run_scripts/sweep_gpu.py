@@ -11,7 +11,7 @@ validation kaggle_mse, which tells the data apart: 1630.4 for the default 10,000
 training and 480 validation crops.
 
 `train` trains one configuration, hjr.config.configure(preset, {head, KEY: VALUE}),
-with hjr's own training step (hjr.step.build_trainer: the augmentation on the
+with hjr's own training step (hjr.training.step.build_trainer: the augmentation on the
 device, the head's loss, the optimizer and its schedule). Only the input differs
 from `hjr train`: batches drawn from the arrays in memory, shuffled each epoch, with
 uniform augmentation draws, instead of the tf.data pipeline's. RESULT.json is
@@ -80,11 +80,11 @@ def _scores(predicted, keypoints, visible) -> dict:
 def train(data, result_path, preset, head, settings):
     import keras
 
-    from hjr.augment import NUM_DRAWS
+    from hjr.core.augment import NUM_DRAWS
     from hjr.config import configure
-    from hjr.distribute import make_strategy
-    from hjr.predict import NetworkPredictor
-    from hjr.step import build_trainer, schedule
+    from hjr.training.distribute import make_strategy
+    from hjr.inference.predict import NetworkPredictor
+    from hjr.training.step import build_trainer, schedule
 
     arrays = np.load(data)
     images, keypoints = arrays["train_images"], arrays["train_keypoints"]

@@ -25,7 +25,7 @@ def data_dir(tmp_path):
 
 def train_small_run(run_dir, data_dir, head="classification", steps=2):
     """A tiny-backbone run of a few steps on SMALL_SYNTHETIC; returns its folder."""
-    from hjr.train import run
+    from hjr.training.train import run
 
     overrides = dict(head=head, data=SMALL_SYNTHETIC, steps=steps, eval_every=steps)
     return run(run_dir, "quick", dict(overrides, batch_size=8), data_dir=data_dir)

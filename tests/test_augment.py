@@ -1,4 +1,4 @@
-"""Augmentation (hjr.augment, keras.ops): dots drawn at the joints stay under the
+"""Augmentation (hjr.core.augment, keras.ops): dots drawn at the joints stay under the
 transformed joints, the colour ops match TensorFlow's reference ops, it compiles under
 XLA, draws map to parameters as documented and repeat, and JAX gives the same numbers
 under jax.jit without TensorFlow (Keras fixes its backend per process: a subprocess)."""
@@ -11,7 +11,7 @@ import tensorflow as tf
 from conftest import run_python
 from keras import ops
 
-from hjr.augment import (
+from hjr.core.augment import (
     NUM_DRAWS,
     adjust_saturation,
     augment_batch,
@@ -217,7 +217,7 @@ import json, sys
 import numpy as np
 import jax
 import keras
-from hjr.augment import augment_batch
+from hjr.core.augment import augment_batch
 
 data = np.load(sys.argv[1])
 out = {}

@@ -6,11 +6,11 @@ import pytest
 import tensorflow as tf
 
 from data_pipeline.errors import UserError
-from hjr import layers
-from hjr.backbones import BACKBONES, build_encoder
+from hjr.core import layers
+from hjr.core.backbones import BACKBONES, build_encoder
 from hjr.config import configure
-from hjr.layers import CaffePreprocess
-from hjr.model import build_model
+from hjr.core.layers import CaffePreprocess
+from hjr.core.model import build_model
 
 # keras' saving calls np.array on its variables, which numpy 2 flags on every one
 pytestmark = pytest.mark.filterwarnings(

@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 from conftest import SMALL_SYNTHETIC, run_python
 
-from hjr.heads import HEADS
+from hjr.core.heads import HEADS
 
 CODE = """
 import json, sys
 import numpy as np
 import keras
 from keras import ops
-from hjr import codec, metrics
+from hjr.core import codec, metrics
 from hjr.config import configure
-from hjr.heads import HEADS
+from hjr.core.heads import HEADS
 
 rng = np.random.default_rng(0)
 keypoints = rng.uniform(40, 88, (2, 21, 2)).astype("float32")

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from hjr.bench import forward_gflop
+from hjr.apps.bench import forward_gflop
 from hjr.cli import main
-from hjr.model import build_model
+from hjr.core.model import build_model
 
 
 def test_quick_bench_reports_every_figure(tmp_path, capsys):

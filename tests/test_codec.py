@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hjr import codec
-from hjr.metrics import kaggle_mse, mean_joint_distance, mse_per_coordinate
+from hjr.core import codec
+from hjr.core.metrics import kaggle_mse, mean_joint_distance, mse_per_coordinate
 
 SIZE = 128
 
@@ -54,10 +54,10 @@ def test_disk_radius_and_gaussian_peak():
 
 @pytest.mark.parametrize("stride", [1, 4])
 def test_offsets_targets_vote_back_to_the_keypoints_at_any_stride(stride):
-    """The offsets head's targets (hjr.heads) decode to the keypoints: every pixel
+    """The offsets head's targets (hjr.core.heads) decode to the keypoints: every pixel
     of a joint's disk votes for the joint exactly, at stride 1 and 4."""
     from hjr.config import configure
-    from hjr.heads import HEADS
+    from hjr.core.heads import HEADS
 
     keypoints = inner_keypoints(1)
     conf = configure("quick", {"head": "offsets", "map_stride": stride})
@@ -83,8 +83,8 @@ def test_vote_weights_pixels_by_their_probability_squared():
 def test_coarse_maps_decode_to_input_pixels(head, tolerance):
     """Map heads at map_stride 4: targets at 32x32, soft-argmax scaled back."""
     from hjr.config import configure
-    from hjr.heads import HEADS
-    from hjr.layers import Expectation
+    from hjr.core.heads import HEADS
+    from hjr.core.layers import Expectation
 
     keypoints = inner_keypoints(40)
     conf = configure("quick", {"head": head, "map_stride": 4})
@@ -121,7 +121,7 @@ def test_fast_map_head_equals_upsampling_then_convolution(channels, side):
     zero padding at the borders included."""
     import keras
 
-    from hjr.layers import UpsampledConv
+    from hjr.core.layers import UpsampledConv
 
     features = np.random.default_rng(0).normal(size=(2, side, side, channels))
     features = features.astype(np.float32)

@@ -11,7 +11,7 @@ from conftest import SMALL_SYNTHETIC, run_python, train_small_run
 from data_pipeline.errors import UserError
 from hjr.cli import build_parser, main
 from hjr.config import CHOICES, PRESETS, RESUMABLE, configure, load_config
-from hjr.heads import HEADS
+from hjr.core.heads import HEADS
 
 # -- configure ---------------------------------------------------------------
 
@@ -71,8 +71,8 @@ def test_library_errors_name_the_setting_not_a_flag(overrides, key):
 
 @pytest.mark.parametrize("optimizer", ["adam", "nadam"])
 def test_adam_takes_its_beta_2_and_rmsprop_refuses_it(optimizer):
-    from hjr.distribute import make_strategy
-    from hjr.step import build_trainer
+    from hjr.training.distribute import make_strategy
+    from hjr.training.step import build_trainer
 
     overrides = {"head": "fc", "backbone": "tiny", "beta_2": 0.95}
     conf = configure("quick", {**overrides, "optimizer": optimizer})
@@ -92,8 +92,8 @@ def test_weight_decay_shrinks_the_kernels_only():
     shrinks by weight_decay x lr, BatchNorm's gamma and beta and the biases stay."""
     import keras
 
-    from hjr.distribute import make_strategy
-    from hjr.step import build_trainer
+    from hjr.training.distribute import make_strategy
+    from hjr.training.step import build_trainer
 
     overrides = {"head": "offsets", "optimizer": "nadam", "weight_decay": 0.5}
     conf = configure(

@@ -56,8 +56,8 @@ def test_demo_writes_everything_and_reuses_its_run(tmp_path, data_dir, capsys):
 
 
 def _stopped_demo(monkeypatch, **kwargs):
-    """The configuration `hjr.demo.demo(**kwargs)` would train (stopped before)."""
-    from hjr import demo
+    """The configuration `hjr.apps.demo.demo(**kwargs)` would train (stopped before)."""
+    from hjr.apps import demo
 
     def stop(conf, *args, **kwargs):
         raise RuntimeError(conf)

@@ -24,7 +24,7 @@ import tensorflow as tf
 from data_pipeline.errors import UserError
 from data_pipeline.sources import parse_source, prepare
 from hjr import checkpoints
-from hjr.distribute import STRATEGIES, is_chief, make_strategy, use_jit
+from hjr.training.distribute import STRATEGIES, is_chief, make_strategy, use_jit
 
 DATA = "synthetic:train=64,validation=16,test=8"
 STEPS, EVAL_EVERY, BATCH = 4, 2, 8
@@ -34,7 +34,7 @@ RTOL = 1e-4
 
 # Runs hjr with N logical CPU devices, configured before TensorFlow initialises:
 #   driver.py N cli ARGS...                        hjr.cli.main(ARGS)
-#   driver.py N api OVERRIDES_JSON DATA_DIR RUN    hjr.train.run on the "quick"
+#   driver.py N api OVERRIDES_JSON DATA_DIR RUN    hjr.training.train.run on the "quick"
 #                                                  preset with OVERRIDES
 DRIVER = """
 import json
@@ -53,7 +53,7 @@ if mode == "cli":
     from hjr.cli import main
 
     sys.exit(main(args))
-from hjr.train import run
+from hjr.training.train import run
 
 overrides, data_dir, run_dir = json.loads(args[0]), args[1], args[2]
 run(run_dir, "quick", overrides, data_dir=data_dir)

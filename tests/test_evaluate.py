@@ -8,7 +8,7 @@ import pytest
 from data_pipeline.files import read_png
 from hjr.cli import main
 from hjr.draw import draw_keypoints
-from hjr.evaluate import WORST_COUNT, WORST_SCALE, pck_curve, scores
+from hjr.inference.evaluate import WORST_COUNT, WORST_SCALE, pck_curve, scores
 
 
 def test_scores_on_a_hand_computed_case():

@@ -18,7 +18,7 @@ from data_pipeline.kaggle_csv import read_keypoints_csv
 from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source
 from hjr.cli import main
-from hjr.predict import predict
+from hjr.inference.predict import predict
 
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
@@ -395,9 +395,9 @@ def test_every_head_converts_with_parity(head, tmp_path):
     import keras
 
     from hjr.config import complete
-    from hjr.export import export_network, open_exported
-    from hjr.model import build_model
-    from hjr.predict import NetworkPredictor
+    from hjr.inference.export import export_network, open_exported
+    from hjr.core.model import build_model
+    from hjr.inference.predict import NetworkPredictor
 
     keras.utils.set_random_seed(1)
     conf = complete(dict(head=head, backbone="tiny", weights="none"))
@@ -416,7 +416,7 @@ def test_quantized_litert_reports_size_and_accuracy(trained, capsys):
     """--quantize float16 and int8 (calibrated on the training crops): smaller
     files that still run, with sizes and the mean joint error on the validation
     split before and after printed and written beside the file."""
-    from hjr.export import open_exported, split_arrays
+    from hjr.inference.export import open_exported, split_arrays
 
     folder, run, common = trained["folder"], str(trained["run"]), trained["common"]
     source = parse_source(SMALL_SYNTHETIC)

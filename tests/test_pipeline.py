@@ -186,7 +186,7 @@ def test_training_batches_carry_their_draws_and_resume_replays_them(data_dir):
 
 
 def test_the_draws_have_the_columns_the_augmentation_reads():
-    from hjr.augment import NUM_DRAWS as augment_draws
+    from hjr.core.augment import NUM_DRAWS as augment_draws
 
     assert NUM_DRAWS == augment_draws == 4
 

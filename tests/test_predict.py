@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hjr.augment import rot90_keypoints
-from hjr.model import build_model
-from hjr.predict import predict_keypoints
+from hjr.core.augment import rot90_keypoints
+from hjr.core.model import build_model
+from hjr.inference.predict import predict_keypoints
 
 SIZE = 128
 

@@ -12,9 +12,9 @@ from data_pipeline.errors import UserError
 from data_pipeline.files import read_png
 from hjr.cli import main
 from hjr.config import PRESETS
-from hjr.heads import HEADS
-from hjr.reproduce import reproduce, table_rows
-from hjr.train import run
+from hjr.core.heads import HEADS
+from hjr.apps.reproduce import reproduce, table_rows
+from hjr.training.train import run
 
 PAPER = ("189.99", "139.07", "62.38", "47.97", "69.99", "443.42")
 

@@ -9,12 +9,12 @@ import pytest
 from conftest import SMALL_SYNTHETIC
 
 from hjr import checkpoints
-from hjr.callbacks import refresh_batch_norm
+from hjr.training.callbacks import refresh_batch_norm
 from hjr.cli import main
 from hjr.config import augmentation, complete, configure, save_config
-from hjr.heads import HEADS
-from hjr.model import HandTrainer, build_model
-from hjr.train import bn_refresh_batches, load_network, run, train
+from hjr.core.heads import HEADS
+from hjr.core.model import HandTrainer, build_model
+from hjr.training.train import bn_refresh_batches, load_network, run, train
 
 SMALL = {"data": SMALL_SYNTHETIC, "steps": 4, "eval_every": 2, "batch_size": 8}
 

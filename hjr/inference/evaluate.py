@@ -24,7 +24,7 @@ import numpy as np
 from data_pipeline.files import atomic_path, write_png
 from data_pipeline.keypoints import JOINT_NAMES
 
-from .draw import draw_keypoints, figure_image, new_figure, titled_grid
+from hjr.draw import draw_keypoints, figure_image, new_figure, titled_grid
 
 AUC_MAX_PX = 30.0
 PCK_FRACTION = 0.2

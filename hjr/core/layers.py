@@ -1,6 +1,6 @@
 """Keras layers and blocks of hjr's networks (imported only when a model is built).
 
-- Expectation: maps -> keypoints by soft-argmax (hjr.codec).
+- Expectation: maps -> keypoints by soft-argmax (hjr.core.codec).
 - OffsetVote: maps and offsets -> keypoints by soft Hough voting.
 - UpsampledConv: bilinear upsampling then a convolution, computed cheaply.
 - CaffePreprocess: the input of keras' ResNet v1.
@@ -11,12 +11,12 @@
 import keras
 import numpy as np
 
-from . import codec
+from hjr.core import codec
 
 
 @keras.saving.register_keras_serializable(package="hjr")
 class Expectation(keras.layers.Layer):
-    """Maps [B, H, W, 21] -> keypoints [B, 21, 2] by soft-argmax (hjr.codec), in
+    """Maps [B, H, W, 21] -> keypoints [B, 21, 2] by soft-argmax (hjr.core.codec), in
     image pixels: `stride` image pixels per map pixel."""
 
     def __init__(self, stride=1, **kwargs):
@@ -37,7 +37,7 @@ class Expectation(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="hjr")
 class OffsetVote(keras.layers.Layer):
     """[maps [B, s, s, 21], offsets [B, s, s, 21, 2]] -> keypoints [B, 21, 2] in
-    image pixels by soft Hough voting (hjr.codec.vote); `stride` image pixels per
+    image pixels by soft Hough voting (hjr.core.codec.vote); `stride` image pixels per
     map pixel."""
 
     def __init__(self, stride=1, **kwargs):

@@ -15,8 +15,8 @@ from keras import ops
 
 from data_pipeline.files import atomic_path, write_png
 
-from . import checkpoints
-from .draw import draw_keypoints, figure_image, new_figure
+from hjr import checkpoints
+from hjr.draw import draw_keypoints, figure_image, new_figure
 
 CURVES = ("loss", "kaggle_mse", "mean_joint_distance")
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from data_pipeline.errors import UserError
 
-from .model import HandTrainer
+from hjr.core.model import HandTrainer
 
 
 def _tpu_strategy():
@@ -40,7 +40,7 @@ def _multi_worker_strategy():
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """auto: a TPU if one is attached, several GPUs mirrored, else one device
     (the GPU, or the CPU)."""
-    from .distribute import tpu_present
+    from hjr.training.distribute import tpu_present
 
     if name == "multi-worker":
         # Before anything that initialises TF's runtime (listing devices does):

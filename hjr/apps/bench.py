@@ -37,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data_pipeline.benchmark import (
+from hjr.apps.bench_pipeline import (
     BATCH,
     bench_pipeline,
     h5_source,
@@ -47,12 +47,12 @@ from data_pipeline.benchmark import (
 from data_pipeline.files import atomic_path
 from data_pipeline.pipeline import make_dataset
 
-from .bench_step import peak_host_rss_mib
-from .config import configure
-from .distribute import make_strategy, use_jit
-from .heads import HEADS
-from .model import build_model
-from .train import trainer_inputs
+from hjr.apps.bench_step import peak_host_rss_mib
+from hjr.config import configure
+from hjr.training.distribute import make_strategy, use_jit
+from hjr.core.heads import HEADS
+from hjr.core.model import build_model
+from hjr.training.train import trainer_inputs
 
 PAPER_STEPS = 120_000
 SETTINGS = {  # (frames in the HDF5 file, pipeline batches, min timed steps, seconds)
@@ -85,7 +85,7 @@ def device_info() -> dict:
 def forward_gflop(net, size=128) -> float:
     """GFLOP of one image's forward pass (2 per multiply-add): TensorFlow's
     profiler on the frozen graph (the fast map heads' products are matmuls it
-    counts: hjr.layers.UpsampledConv.flops_per_image)."""
+    counts: hjr.core.layers.UpsampledConv.flops_per_image)."""
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
@@ -130,7 +130,7 @@ def _configs(device: dict, quick: bool):
 
 
 def bench_train(head, backbone, jit, precision, batches, settings) -> dict:
-    from .step import build_trainer
+    from hjr.training.step import build_trainer
 
     conf = configure(
         "paper",
@@ -160,8 +160,8 @@ def bench_train(head, backbone, jit, precision, batches, settings) -> dict:
 
 
 def bench_predict(net, conf, batches, settings, folder: Path) -> dict:
-    from .export import export_network
-    from .predict import NetworkPredictor
+    from hjr.inference.export import export_network
+    from hjr.inference.predict import NetworkPredictor
 
     predictor = NetworkPredictor(net)
     images = np.concatenate([b["images"] for b in batches])[: max(8, BATCH // 2)]
@@ -402,10 +402,10 @@ def bench_export(run, quick=False, json_path=None, log=_progress) -> dict:
     onnxruntime, LiteRT file float32 and float16 in the LiteRT interpreter): the
     file size and the median and p90 latency of one image and of a batch of 32
     (without TTA), all on this machine's CPU with all its cores."""
-    from .config import load_config
-    from .export import export_network, open_exported
-    from .predict import NetworkPredictor, SavedModelPredictor
-    from .train import load_network
+    from hjr.config import load_config
+    from hjr.inference.export import export_network, open_exported
+    from hjr.inference.predict import NetworkPredictor, SavedModelPredictor
+    from hjr.training.train import load_network
 
     settings = EXPORT_SETTINGS["quick" if quick else "full"]
     conf = load_config(run)

@@ -19,9 +19,9 @@ pixel (c, r) has its centre at (c + 0.5, r + 0.5). Maps: float32 [B, S, S, 21].
   Gaussian targets are >= 0) but would pull a signed average anywhere, even off the
   image. A map with no positive value decodes to the image centre.
 Labels are made from keypoints on the device inside the training step, never stored.
-Maps may be coarser than the image (hjr.heads: map_stride): keypoints in map pixels
+Maps may be coarser than the image (hjr.core.heads: map_stride): keypoints in map pixels
 are the image's divided by the stride, the same convention at another scale.
-The radius and sigma^2 of a run are its head's settings (hjr.heads.HEADS).
+The radius and sigma^2 of a run are its head's settings (hjr.core.heads.HEADS).
 """
 
 from keras import ops

@@ -1,5 +1,5 @@
 """The training step on any backend: the optimizer and its learning rate, and the
-network with its HandTrainer compiled under a strategy (hjr.distribute).
+network with its HandTrainer compiled under a strategy (hjr.training.distribute).
 
 Imports no TensorFlow: `hjr bench --train-step` builds the step from here where
 only Keras and JAX (or PyTorch) are installed.
@@ -10,9 +10,9 @@ import math
 import keras
 from keras import ops
 
-from .config import WITH_BETA_2, augmentation
-from .distribute import trainer_class, use_jit
-from .model import build_model
+from hjr.config import WITH_BETA_2, augmentation
+from hjr.training.distribute import trainer_class, use_jit
+from hjr.core.model import build_model
 
 OPTIMIZERS = {
     "rmsprop": keras.optimizers.RMSprop,

@@ -27,11 +27,11 @@ import numpy as np
 from data_pipeline.pipeline import make_dataset, read_split, read_visibility
 from data_pipeline.sources import parse_source
 
-from . import evaluate
-from .config import configure, demo_schedule
-from .export import export
-from .predict import SavedModelPredictor, load_predictor, predict
-from .train import train
+from hjr.inference import evaluate
+from hjr.config import configure, demo_schedule
+from hjr.inference.export import export
+from hjr.inference.predict import SavedModelPredictor, load_predictor, predict
+from hjr.training.train import train
 
 DEMO_PRESET = "quick"
 # The head that learned the synthetic hands best on the quick preset (README,

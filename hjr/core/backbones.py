@@ -65,7 +65,7 @@ def build_encoder(backbone, weights, input_size=128):
     """
     import keras
 
-    from .layers import CaffePreprocess, tiny_features
+    from hjr.core.layers import CaffePreprocess, tiny_features
 
     if backbone not in BACKBONES:
         raise UserError(f"expected one of {', '.join(BACKBONES)}", "backbone", backbone)

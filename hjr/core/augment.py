@@ -32,7 +32,7 @@ import math
 import numpy as np
 from keras import ops
 
-from hjr.codec import pixel_centres
+from hjr.core.codec import pixel_centres
 from hjr.config import AUGMENT_KEYS, default_conf
 
 # The settings and their defaults (the paper's) are a run's (hjr.config).

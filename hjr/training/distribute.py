@@ -7,7 +7,7 @@
   where there are several (auto) or always (mirrored), else one device;
 - PyTorch: one device.
 `trainer_class(strategy)` is the HandTrainer to build under it: on TensorFlow a
-subclass with what tf.distribute needs (hjr.model stays backend-agnostic).
+subclass with what tf.distribute needs (hjr.core.model stays backend-agnostic).
 """
 
 import contextlib
@@ -17,8 +17,8 @@ import keras
 
 from data_pipeline.errors import UserError
 
-from .config import STRATEGIES
-from .model import HandTrainer
+from hjr.config import STRATEGIES
+from hjr.core.model import HandTrainer
 
 
 def backend() -> str:
@@ -69,7 +69,7 @@ def make_strategy(name: str = "auto"):
         raise UserError(f"expected one of {', '.join(STRATEGIES)}", "strategy", name)
     if backend() != "tensorflow":
         return _local_strategy(name)
-    from . import tf_distribute
+    from hjr.training import tf_distribute
 
     return tf_distribute.make_strategy(name)
 
@@ -89,7 +89,7 @@ def use_jit(flag: str, strategy) -> bool:
     if isinstance(strategy, LocalDevices):
         devices = strategy.devices
     else:
-        from . import tf_distribute
+        from hjr.training import tf_distribute
 
         devices = tf_distribute.devices(strategy)
     return any(kind in d.upper() for d in devices for kind in ("GPU", "TPU", "CUDA"))
@@ -98,7 +98,7 @@ def use_jit(flag: str, strategy) -> bool:
 def trainer_class(strategy):
     if isinstance(strategy, LocalDevices):
         return HandTrainer
-    from . import tf_distribute
+    from hjr.training import tf_distribute
 
     return tf_distribute.TFHandTrainer
 

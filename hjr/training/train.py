@@ -22,20 +22,20 @@ from data_pipeline.files import atomic_path
 from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source
 
-from . import checkpoints
-from .callbacks import BatchNormRefresh, RunRecorder, StopAtStep, read_history
-from .config import configure, load_config, save_config
-from .distribute import LocalDevices, is_chief, make_strategy
-from .metrics import kaggle_mse
-from .model import build_model
-from .step import build_trainer, schedule
+from hjr import checkpoints
+from hjr.training.callbacks import BatchNormRefresh, RunRecorder, StopAtStep, read_history
+from hjr.config import configure, load_config, save_config
+from hjr.training.distribute import LocalDevices, is_chief, make_strategy
+from hjr.core.metrics import kaggle_mse
+from hjr.core.model import build_model
+from hjr.training.step import build_trainer, schedule
 
 PREVIEW_IMAGES = 4
 BN_REFRESH_BATCH = 256  # crops per forward pass of the BatchNorm re-estimation
 
 
 def trainer_inputs(ds):
-    """Batches of make_dataset as the trainer's inputs (hjr.model.HandTrainer)."""
+    """Batches of make_dataset as the trainer's inputs (hjr.core.model.HandTrainer)."""
     names = {"image": "images", "keypoints": "keypoints", "draws": "draws"}
     return ds.map(lambda b: {new: b[old] for old, new in names.items() if old in b})
 
@@ -190,7 +190,7 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
 
 
 def bn_refresh_batches(conf, data_dir=None) -> list:
-    """The batches a run re-estimates BatchNorm from (hjr.callbacks.BatchNormRefresh)
+    """The batches a run re-estimates BatchNorm from (hjr.training.callbacks.BatchNormRefresh)
     before each validation: its first bn_refresh training crops, as the trainer
     takes them (augmented in its step), the same at every validation: as few
     batches of at most BN_REFRESH_BATCH as hold them, of equal size but the last."""
@@ -222,7 +222,7 @@ def _record_environment(run_dir, strategy):
     """environment.json: the backend and devices that (last) trained the run."""
     devices = getattr(strategy, "devices", None)
     if devices is None:
-        from .tf_distribute import devices as tf_devices
+        from hjr.training.tf_distribute import devices as tf_devices
 
         devices = tf_devices(strategy)
     record = {

@@ -7,7 +7,7 @@ A head is everything hjr needs to build, train and describe it:
   `scoremap`; s = input_size / map_stride) and for `offsets` {"offsets": float32
   [B, s, s, 21, 2]};
 - `target(keypoints, size, conf)`: the labels its loss compares with, encoded from
-  keypoints (crop pixels) at map side `size` on the device (hjr.codec), a dict; or
+  keypoints (crop pixels) at map side `size` on the device (hjr.core.codec), a dict; or
   None: the loss takes the keypoints alone;
 - `loss(labels, outputs, conf)`: the training loss, a scalar; labels hold
   "keypoints" and what `target` made;
@@ -65,7 +65,7 @@ def _map_logits(features, conf, channels):
     a 1x1 convolution."""
     import keras
 
-    from .layers import UpsampledConv
+    from hjr.core.layers import UpsampledConv
 
     factor = conf["input_size"] // conf["map_stride"] // features.shape[1]
     if factor == 1:
@@ -85,7 +85,7 @@ def _map_outputs(activation):
         input pixels."""
         import keras
 
-        from .layers import Expectation
+        from hjr.core.layers import Expectation
 
         logits = _map_logits(features, conf, NUM_JOINTS)
         maps = keras.layers.Activation(activation, dtype="float32", name="maps")
@@ -101,11 +101,11 @@ def offsets_outputs(features, conf):
     """Per map pixel (_map_logits, 3 x 21 channels): the probability that a joint
     lies within `radius` of the pixel (sigmoid) and the joint's offset from the
     pixel centre in units of `radius`; keypoints: every pixel votes for its centre
-    plus its offset, weighted by its probability squared (hjr.codec.vote), in
+    plus its offset, weighted by its probability squared (hjr.core.codec.vote), in
     input pixels."""
     import keras
 
-    from .layers import OffsetVote
+    from hjr.core.layers import OffsetVote
 
     logits = _map_logits(features, conf, 3 * NUM_JOINTS)
     logits = keras.layers.Activation("linear", dtype="float32", name="map_cast")(logits)
@@ -126,7 +126,7 @@ def joint_mse(labels, outputs, conf):
     """The mean squared joint distance (kaggle_mse) of the predicted keypoints."""
     from keras import ops
 
-    from .metrics import kaggle_mse
+    from hjr.core.metrics import kaggle_mse
 
     return ops.mean(kaggle_mse(labels["keypoints"], outputs["keypoints"]))
 
@@ -136,14 +136,14 @@ def _stride(size, conf):
 
 
 def disk_targets(keypoints, size, conf):
-    from . import codec
+    from hjr.core import codec
 
     stride = _stride(size, conf)
     return {"maps": codec.disk_maps(keypoints / stride, size, conf["radius"] / stride)}
 
 
 def gaussian_targets(keypoints, size, conf):
-    from . import codec
+    from hjr.core import codec
 
     stride = _stride(size, conf)
     maps = codec.gaussian_maps(keypoints / stride, size, conf["sigma2"] / stride**2)
@@ -153,7 +153,7 @@ def gaussian_targets(keypoints, size, conf):
 def offset_targets(keypoints, size, conf):
     """Disks of `radius` (maps) and, per pixel, each joint's offset from the pixel
     centre (offsets [B, s, s, 21, 2], input pixels)."""
-    from . import codec
+    from hjr.core import codec
 
     stride = _stride(size, conf)
     return {
@@ -168,7 +168,7 @@ def _with_integral(map_loss):
         if conf["integral"]:
             from keras import ops
 
-            from .metrics import mean_joint_distance
+            from hjr.core.metrics import mean_joint_distance
 
             distance = mean_joint_distance(labels["keypoints"], outputs["keypoints"])
             total = total + conf["integral"] * ops.mean(distance)

@@ -16,11 +16,11 @@ them.
 import keras
 from keras import ops
 
-from .augment import augment_batch
-from .backbones import build_encoder
-from .config import complete
-from .heads import HEADS
-from .metrics import keras_metrics
+from hjr.core.augment import augment_batch
+from hjr.core.backbones import build_encoder
+from hjr.config import complete
+from hjr.core.heads import HEADS
+from hjr.core.metrics import keras_metrics
 
 
 def build_model(conf: dict) -> keras.Model:
@@ -47,9 +47,9 @@ class HandTrainer(keras.Model):
 
     Inputs are dicts: "images" uint8/float [B, S, S, 3], "keypoints" float
     [B, 21, 2] and, for augmented training batches, "draws" float [B, 4] in [0, 1)
-    (hjr.augment; made by the input pipeline from the run's seed and the step, so
+    (hjr.core.augment; made by the input pipeline from the run's seed and the step, so
     the same seed gives the same augmentation on any backend, also after a
-    resume). `augment`: the hjr.augment settings, or None for none.
+    resume). `augment`: the hjr.core.augment settings, or None for none.
     """
 
     def __init__(self, net, conf, augment=None, **kwargs):

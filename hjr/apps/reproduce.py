@@ -7,7 +7,7 @@ training augmentation and 4-rotation test-time augmentation
 per head, crop and augmentation: TTA is a prediction setting, so two rows share a
 run), scores each on the validation split of its own crop and writes one folder:
 
-    runs/<head>-<crop>-<aug|noaug>/   the training runs (hjr.train)
+    runs/<head>-<crop>-<aug|noaug>/   the training runs (hjr.training.train)
     results.json    the source, preset and steps, and each finished row's scores
     reproduce.md    the table, the paper's figures beside ours
     reproduce.png   kaggle_mse per configuration, ours beside the paper's
@@ -33,12 +33,14 @@ from data_pipeline.files import atomic_path, write_png
 from data_pipeline.pipeline import read_visibility
 from data_pipeline.sources import parse_source
 
-from . import checkpoints, evaluate
-from .config import DEFAULT_PRESET, configure, load_config
-from .draw import figure_image, new_figure
-from .heads import HEADS
-from .predict import load_predictor, predict
-from .train import run
+from hjr import checkpoints
+
+from hjr.inference import evaluate
+from hjr.config import DEFAULT_PRESET, configure, load_config
+from hjr.draw import figure_image, new_figure
+from hjr.core.heads import HEADS
+from hjr.inference.predict import load_predictor, predict
+from hjr.training.train import run
 
 RESULTS = "results.json"
 PAPER_HEADS = {"classification": 69.99, "scoremap": 443.42}  # biased, aug, TTA
@@ -72,7 +74,7 @@ class Row:
 def table_rows(heads=None) -> list:
     """The table's configurations in order; only those of `heads` when given.
 
-    The paper's fc ablation, then every other head of hjr.heads.HEADS (the
+    The paper's fc ablation, then every other head of hjr.core.heads.HEADS (the
     paper's first) with the biased crop, augmentation and TTA."""
     rows = [
         Row("fc", "centered", False, False, 189.99),

@@ -17,13 +17,13 @@ from keras import ops
 
 from data_pipeline.errors import UserError
 
-from .augment import rot90_keypoints
+from hjr.core.augment import rot90_keypoints
 
 
 def predict_keypoints(net, images, tta: bool = True):
     """Keypoints float32 [B, 21, 2] of images uint8/float [B, S, S, 3].
 
-    net: a network built by hjr.model.build_model (dict outputs with `keypoints`).
+    net: a network built by hjr.core.model.build_model (dict outputs with `keypoints`).
     With tta, the four rotations go through the network as one batch of 4B.
     """
     images = ops.cast(images, "float32")
@@ -77,7 +77,7 @@ class TTAKeypoints(keras.Model):
 
 
 class NetworkPredictor(Predictor):
-    """A Keras network of hjr.model.build_model (e.g. a run's best checkpoint)."""
+    """A Keras network of hjr.core.model.build_model (e.g. a run's best checkpoint)."""
 
     def __init__(self, net):
         self.net = net
@@ -130,13 +130,13 @@ class SavedModelPredictor(Predictor):
 
 class ExportedPredictor(Predictor):
     """An exported .onnx or .tflite file of `hjr export`, in its own runtime
-    (hjr.export.ExportedModel). Such a file has its TTA or not, as exported (its
+    (hjr.inference.export.ExportedModel). Such a file has its TTA or not, as exported (its
     JSON says which): one without it gets the same TTA here, its four rotations
     run through the file and the keypoints turned back and averaged; one with it
     cannot predict without it."""
 
     def __init__(self, path):
-        from .export import info_path, open_exported
+        from hjr.inference.export import info_path, open_exported
 
         self.path = Path(path)
         try:
@@ -184,11 +184,11 @@ def load_predictor(model) -> Predictor:
     exported .onnx or .tflite file."""
     if is_saved_model(model):
         return SavedModelPredictor(model)
-    from .export import SUFFIXES
+    from hjr.inference.export import SUFFIXES
 
     if Path(model).suffix in SUFFIXES.values():
         return ExportedPredictor(model)
-    from .train import load_network
+    from hjr.training.train import load_network
 
     return NetworkPredictor(load_network(model))
 
@@ -248,7 +248,7 @@ def _visualize(predictor, dataset, folder, ids, predictions, labels, count):
 
     from data_pipeline.files import write_png
 
-    from .draw import draw_keypoints
+    from hjr.draw import draw_keypoints
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ from data_pipeline.kaggle_csv import write_keypoints_csv
 from data_pipeline.pipeline import batch_draws, is_labelled, make_dataset, open_split
 from data_pipeline.sources import Source
 
-from .augment import augment_batch
-from .draw import contact_sheet, draw_keypoints
+from hjr.core.augment import augment_batch
+from hjr.draw import contact_sheet, draw_keypoints
 
 GRID_MAX = 64  # samples shown in grid.png
 
@@ -30,7 +30,7 @@ def browse(
     """Write the first `num` samples of a split into `out`:
     <id>.png (the 128x128 network input, nothing drawn), <id>_overlay.png (joints
     and bones), keypoints.csv (labels in the submission format; labelled splits
-    only) and grid.png. With `augmented`, the training augmentation (hjr.augment)
+    only) and grid.png. With `augmented`, the training augmentation (hjr.core.augment)
     with the draws of `seed` (batch b uses batch_draws(seed, b, its size), as
     training batch b of a run seeded `seed` would). Returns `out`.
     """

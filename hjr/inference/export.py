@@ -39,11 +39,11 @@ from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path
 from data_pipeline.keypoints import JOINT_NAMES
 
-from .config import CALIBRATION_CROPS
-from .config import EXPORT_FORMATS as FORMATS
-from .config import QUANTIZATIONS
-from .predict import is_saved_model, predict_keypoints
-from .quiet import converter_output
+from hjr.config import CALIBRATION_CROPS
+from hjr.config import EXPORT_FORMATS as FORMATS
+from hjr.config import QUANTIZATIONS
+from hjr.inference.predict import is_saved_model, predict_keypoints
+from hjr.quiet import converter_output
 
 MARKER = "hjr.json"
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
@@ -107,7 +107,7 @@ def export_network(
     verbose: bool = False,
     log=None,
 ) -> Path:
-    """Write net (of hjr.model.build_model) to `out` in format `fmt` (FORMATS),
+    """Write net (of hjr.core.model.build_model) to `out` in format `fmt` (FORMATS),
     atomically: into a temporary file or folder beside it, then renamed. An
     existing `out` is refused unless `overwrite` (check_out).
 
@@ -437,8 +437,8 @@ def export(
     a quantized export is scored on its validation split where it has one."""
     from data_pipeline.sources import parse_source
 
-    from .config import load_config
-    from .train import load_network
+    from hjr.config import load_config
+    from hjr.training.train import load_network
 
     check_out(out, fmt, overwrite, quantize)  # before the network loads
     if Path(model).suffix in SUFFIXES.values() or is_saved_model(model):

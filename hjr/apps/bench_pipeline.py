@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from hjr.augment import augment_batch
+from hjr.core.augment import augment_batch
 
-from .crop import crop_hand
-from .kaggle_h5 import write_kaggle_files
-from .pipeline import make_dataset
-from .sources import parse_source, prepare
-from .synthetic import render_hand
+from data_pipeline.crop import crop_hand
+from data_pipeline.kaggle_h5 import write_kaggle_files
+from data_pipeline.pipeline import make_dataset
+from data_pipeline.sources import parse_source, prepare
+from data_pipeline.synthetic import render_hand
 
 BATCH = 32
 

@@ -18,10 +18,10 @@ import time
 import keras
 import numpy as np
 
-from .augment import NUM_DRAWS
-from .config import configure
-from .distribute import local_devices, make_strategy
-from .step import build_trainer
+from hjr.core.augment import NUM_DRAWS
+from hjr.config import configure
+from hjr.training.distribute import local_devices, make_strategy
+from hjr.training.step import build_trainer
 
 
 def device_summary() -> dict:
