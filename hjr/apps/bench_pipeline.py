@@ -1,40 +1,27 @@
-"""Throughput of the input pipeline, for `hjr bench` (hjr/bench.py).
+"""Throughput of the input pipeline, for `hjr bench` (hjr/apps/bench.py).
 
-- bench_pipeline: images/s from a prepared source to batches, without and with the
-  training augmentation, and through `naive_dataset`, a per-sample reader in the
-  style of the course skeleton (h5py inside tf.py_function, OpenCV crop and resize
-  per sample), on the same samples: synthetic hands written in the competition's
-  HDF5 layout by `write_synthetic_h5`.
-- timed: seconds per call of a step after warm-up.
+bench_pipeline: images/s from a prepared source to batches, without and with the
+training augmentation, and through `naive_dataset`, a per-sample reader in the
+style of the course skeleton (h5py inside tf.py_function, OpenCV crop and resize
+per sample), on the same samples: synthetic hands written in the competition's
+HDF5 layout by `write_synthetic_h5`.
 """
 
-import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from hjr.core.augment import augment_batch
-
 from data_pipeline.crop import crop_hand
 from data_pipeline.kaggle_h5 import write_kaggle_files
+from data_pipeline.keypoints import CROP_SIZE
 from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source, prepare
 from data_pipeline.synthetic import render_hand
+from hjr.apps.bench_timing import time_calls
+from hjr.core.augment import augment_batch
 
 BATCH = 32
-
-
-def timed(step, min_steps, seconds, warmup=2):
-    """Seconds per call of step() after warm-up calls: at least min_steps calls and
-    at least `seconds` seconds in all."""
-    for _ in range(warmup):
-        step()
-    count, start = 0, time.perf_counter()
-    while count < min_steps or time.perf_counter() - start < seconds:
-        step()
-        count += 1
-    return (time.perf_counter() - start) / count
 
 
 def write_synthetic_h5(folder: Path, frames: int) -> Path:
@@ -43,7 +30,8 @@ def write_synthetic_h5(folder: Path, frames: int) -> Path:
     rendered = [render_hand(0, i) for i in range(frames)]
     images = np.stack([image for image, _ in rendered])
     keypoints = np.stack([kp for _, kp in rendered])
-    write_kaggle_files(folder, images, keypoints, images[:8, :128, :128])
+    test_crops = images[:8, :CROP_SIZE, :CROP_SIZE]
+    write_kaggle_files(folder, images, keypoints, test_crops)
     return folder
 
 
@@ -63,7 +51,7 @@ def naive_dataset(h5_path: Path, count: int, batch_size: int) -> tf.data.Dataset
 
     def sample(index):
         crop, local = tf.py_function(load, [index], [tf.uint8, tf.float32])
-        crop.set_shape([128, 128, 3])
+        crop.set_shape([CROP_SIZE, CROP_SIZE, 3])
         local.set_shape([21, 2])
         return crop, local
 
@@ -71,17 +59,18 @@ def naive_dataset(h5_path: Path, count: int, batch_size: int) -> tf.data.Dataset
     return ds.map(sample).batch(batch_size).prefetch(1)
 
 
-def _rate(batches, count, batch_size, step=None):
+def images_per_s(batches, per_pass: int, repeats: int, step=None) -> float:
+    """Images/s of the median of `repeats` passes of `per_pass` batches each (after
+    one untimed pass), each batch through step(batch) where given."""
     iterator = iter(batches)
-    state = {"i": 0}
 
-    def one():
-        batch = next(iterator)
-        if step is not None:
-            step(batch, state["i"])
-        state["i"] += 1
+    def one_pass():
+        for _ in range(per_pass):
+            batch = next(iterator)
+            if step is not None:
+                step(batch)
 
-    return batch_size / timed(one, count, 0.0)
+    return time_calls(one_pass, repeats, units=per_pass * BATCH).per_second()
 
 
 def h5_source(folder: Path) -> tuple:
@@ -90,26 +79,27 @@ def h5_source(folder: Path) -> tuple:
 
 
 def bench_pipeline(folder: Path, settings: dict, jit_auto: bool) -> dict:
-    """Figures of the pipeline on the files of write_synthetic_h5 in folder."""
+    """Figures of the pipeline on the files of write_synthetic_h5 in folder:
+    settings["batches"] batches per timed pass, settings["passes"] passes."""
     source, data_dir = h5_source(folder)
     prepare(source, "biased", data_dir)
     fast = make_dataset(
         source, "train", BATCH, training=True, seed=0, data_dir=data_dir
     )
-    count = settings["batches"]
-    result = {"images_per_s": _rate(fast, count, BATCH)}
+    per_pass, passes = settings["batches"], settings["passes"]
+    result = {"images_per_s": images_per_s(fast, per_pass, passes)}
     for key, jit in (
         ("augmented_images_per_s", jit_auto),
         ("augmented_xla_images_per_s", True),
     ):
         augment = tf.function(augment_batch, jit_compile=jit)
 
-        def step(batch, i):
+        def step(batch):
             augment(batch["image"], batch["keypoints"], batch["draws"])[0].numpy()
 
-        result[key] = _rate(fast, count, BATCH, step)
+        result[key] = images_per_s(fast, per_pass, passes, step)
     naive = naive_dataset(folder / "training.h5", settings["frames"], BATCH)
-    result["naive_images_per_s"] = _rate(naive, max(4, count // 10), BATCH)
+    result["naive_images_per_s"] = images_per_s(naive, max(2, per_pass // 10), passes)
     result = {k: round(v, 1) for k, v in result.items()}
     result["speedup_over_naive"] = round(
         result["images_per_s"] / result["naive_images_per_s"], 1

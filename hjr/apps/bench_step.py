@@ -2,24 +2,25 @@
 
 Each head's whole step (augmentation of the batch, forward pass, the head's loss
 with labels encoded on the device, backward pass, optimizer) is timed through
-Keras' own `fit`: one epoch over `--steps` synthetic batches held in memory
-(Keras prefetches them to the device), after a first call that compiles it,
-`--repeats` times. Each pass's time is divided by the steps the optimizer
-counted, and the median is the figure: on an H200, a head timed once took 1.4
-to 1.7 times as long when it was the first timed in its process as when it came
-after another head. Nothing here imports TensorFlow, OpenCV or the input
-pipeline: it runs where only Keras, JAX (or PyTorch) and NumPy are installed.
+Keras' own `fit`: one epoch over `timed_steps` synthetic batches held in memory
+(Keras prefetches them to the device) is a pass; after one untimed pass that
+compiles it, `repeats` passes are timed (hjr.apps.bench_timing) and each pass's
+time is divided by the steps the optimizer counted in it. The median pass is the
+figure, because a head's first timed pass in a process is often slower than the
+rest. Nothing here imports TensorFlow, OpenCV or the input pipeline: it runs
+where only Keras, JAX (or PyTorch) and NumPy are installed.
 """
 
 import platform
 import resource
-import time
 
 import keras
 import numpy as np
 
-from hjr.core.augment import NUM_DRAWS
+from data_pipeline.keypoints import CROP_SIZE
+from hjr.apps.bench_timing import time_calls
 from hjr.config import configure
+from hjr.core.augment import NUM_DRAWS
 from hjr.training.distribute import local_devices, make_strategy
 from hjr.training.step import build_trainer
 
@@ -60,10 +61,10 @@ def peak_accelerator_mib():
     return None if peak is None else round(peak / 2**20, 1)
 
 
-def _batches(batch, size, steps, seed=0):
+def _batches(batch_size, steps, seed=0):
     """`steps` batches of random crops, keypoints and augmentation draws."""
     rng = np.random.default_rng(seed)
-    count = batch * steps
+    count, size = batch_size * steps, CROP_SIZE
     return {
         "images": rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8),
         "keypoints": rng.uniform(16, size - 16, (count, 21, 2)).astype(np.float32),
@@ -76,18 +77,24 @@ def _iterations(trainer) -> int:
 
 
 def bench_head(
-    head, backbone, batch, precision, steps, steps_per_execution, jit, repeats=3
-):
-    """{ms_per_step, images_per_s, peak memory} of one head's training step: the
-    median of `repeats` timed passes over the batches (each pass's in
-    ms_per_step_runs)."""
+    head,
+    backbone,
+    batch_size,
+    precision,
+    timed_steps,
+    steps_per_execution,
+    jit,
+    repeats=3,
+) -> dict:
+    """{ms_per_step (median pass), ms_per_step_p90, ms_per_step_runs (every pass),
+    images_per_s, final_loss, jit, peak accelerator memory} of one head's step."""
     conf = configure(
         "paper",
         {
             "head": head,
             "backbone": backbone,
             "weights": "none",
-            "batch_size": batch,
+            "batch_size": batch_size,
             "precision": precision,
             "steps_per_execution": steps_per_execution,
             "jit": jit,
@@ -99,28 +106,34 @@ def bench_head(
         strategy = make_strategy("auto")
         with strategy.scope():
             _, trainer = build_trainer(conf, strategy)
-            data = _batches(batch, conf["input_size"], steps)
-            fit = dict(batch_size=batch, shuffle=False, verbose=0)
-            trainer.fit(data, epochs=1, steps_per_epoch=steps_per_execution, **fit)
-            runs = []
-            for _ in range(repeats):
-                done = _iterations(trainer)
-                start = time.perf_counter()
-                history = trainer.fit(data, epochs=1, **fit)
-                seconds = time.perf_counter() - start
-                runs.append(1000 * seconds / (_iterations(trainer) - done))
+            data = _batches(batch_size, timed_steps)
+            losses, counted = [], []
+
+            def one_pass():
+                history = trainer.fit(
+                    data, epochs=1, batch_size=batch_size, shuffle=False, verbose=0
+                )
+                losses.append(float(history.history["loss"][-1]))
+
+            def steps_done():
+                counted.append(_iterations(trainer))
+                return counted[-1] - counted[-2]
+
+            one_pass()  # compiles the step, untimed
+            counted.append(_iterations(trainer))
+            timing = time_calls(one_pass, repeats, warmup=0, units=steps_done)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    step_ms = float(np.median(runs))
+    step_ms = timing.ms()
     result = {
-        "ms_per_step": round(step_ms, 2),
-        "ms_per_step_runs": [round(ms, 2) for ms in runs],
-        "images_per_s": round(batch * 1000 / step_ms, 1),
-        "final_loss": float(history.history["loss"][-1]),
+        "ms_per_step": step_ms["median"],
+        "ms_per_step_p90": step_ms["p90"],
+        "ms_per_step_runs": step_ms["runs"],
+        "images_per_s": round(batch_size * timing.per_second(), 1),
+        "final_loss": losses[-1],
         "jit": bool(trainer.jit_compile),
         "peak_accelerator_mib": peak_accelerator_mib(),
     }
-    del trainer
     keras.backend.clear_session()
     return result
 
@@ -128,21 +141,23 @@ def bench_head(
 def bench_train_step(
     backbone="resnet152v2",
     heads=("fc",),
-    batch=32,
+    batch_size=32,
     precision="float32",
-    steps=20,
+    timed_steps=20,
     steps_per_execution=1,
     jit="auto",
     repeats=3,
     log=print,
 ) -> dict:
+    """Per head, the training step's time (bench_head), its ratio to the fc
+    head's where fc is among `heads`, and this process's peak host memory."""
     result = {
         **device_summary(),
         "settings": {
             "backbone": backbone,
-            "batch_size": batch,
+            "batch_size": batch_size,
             "precision": precision,
-            "steps": steps,
+            "timed_steps": timed_steps,
             "steps_per_execution": steps_per_execution,
             "jit": jit,
             "repeats": repeats,
@@ -151,11 +166,20 @@ def bench_train_step(
         "train_step": {},
     }
     for head in heads:
-        log(f"hjr bench: training step of the {head} head ({backbone}, batch {batch})")
-        entry = bench_head(
-            head, backbone, batch, precision, steps, steps_per_execution, jit, repeats
+        log(
+            f"hjr bench: training step of the {head} head ({backbone}, "
+            f"batch size {batch_size})"
         )
-        result["train_step"][head] = entry
+        result["train_step"][head] = bench_head(
+            head,
+            backbone,
+            batch_size,
+            precision,
+            timed_steps,
+            steps_per_execution,
+            jit,
+            repeats,
+        )
     fc = result["train_step"].get("fc")
     if fc:
         for entry in result["train_step"].values():
