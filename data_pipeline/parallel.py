@@ -1,9 +1,9 @@
 """Preparing on every core: the synthetic hands are drawn by a process per core.
 
-Drawing a hand (data_pipeline.synthetic) costs about 3 ms on one core, most of the
-time it takes to prepare the synthetic hands. The samples come back in their
-order, each a function of (seed, index) alone, so what is prepared does not
-depend on how many cores drew it.
+Drawing the hands (data_pipeline.synthetic: many small NumPy and OpenCV calls)
+is most of the time it takes to prepare the synthetic source. The samples come
+back in their order, each a function of (seed, index) alone, so what is prepared
+does not depend on how many cores drew it.
 
 The workers are plain `python -m data_pipeline.parallel` processes fed pickled
 chunks through their standard input, not a multiprocessing pool: a pool's

@@ -1,29 +1,28 @@
-"""The `hjr` command line: a thin layer over the Python API.
+"""The `hjr` command line: argparse and one thin handler per command.
 
-Flags become the settings of hjr.config (e.g. `--batch-size` is `batch_size`);
-every flag with a fixed set of values is checked by argparse, and every other
-setting by hjr.config.configure, before TensorFlow starts or any data is read.
+`hjr train`'s flags are the settings of hjr.config (`--batch-size` is
+`batch_size`, `--no-flip` is `flip: false`), made from its SETTINGS and
+HEAD_SETTINGS; every flag with a fixed set of values is checked by argparse, and
+every other setting by hjr.config, before TensorFlow starts or any data is read.
 Errors about a setting name the flag that gave it.
 """
 
 import argparse
+import json
 import os
 import sys
 
-import numpy as np
-
 from data_pipeline.errors import UserError
 from data_pipeline.sources import SPLITS
-
 from hjr.config import (
     CALIBRATION_CROPS,
     CHOICES,
-    DEMO_SCHEDULES,
     EXPORT_FORMATS,
+    HEAD_SETTINGS,
     MAP_STRIDES,
     PRESETS,
     QUANTIZATIONS,
-    configure,
+    SETTINGS,
 )
 from hjr.core.heads import HEADS
 from hjr.quiet import start_tensorflow, verbose_from_env
@@ -33,9 +32,8 @@ DATA_HELP = (
     "testing.h5, or a folder with RHD_published_v2/; options after a colon, e.g. "
     "synthetic:train=2000,test=200 or DIR:validation=480"
 )
+MODEL_HELP = "a training run folder or an hjr export (SavedModel, .onnx, .tflite)"
 HEAD_HELP = "; ".join(f"{name}: {head.summary}" for name, head in HEADS.items())
-# Settings whose flag is not --<key with dashes>.
-FLAGS = {"augment": "--no-augment"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,183 +52,6 @@ def _positive(text):
     return value
 
 
-def flag_line(error: UserError) -> str:
-    """The error's line, the setting named by its flag."""
-    if error.key is None:
-        return error.message
-    flag = FLAGS.get(error.key, "--" + error.key.replace("_", "-"))
-    if isinstance(error.value, bool):
-        return f"{flag}: {error.message}"
-    return error.describe(flag)
-
-
-def _add_data_flags(parser, given_only=False, crop=True):
-    """--data, --crop (unless crop is False), --data-dir; given_only: None where
-    not given (train)."""
-    parser.add_argument(
-        "--data", default=None if given_only else "synthetic", help=DATA_HELP
-    )
-    if crop:
-        parser.add_argument(
-            "--crop",
-            choices=CHOICES["crop"],
-            default=None if given_only else "biased",
-            help="crop of the train and validation splits (default biased)",
-        )
-    parser.add_argument(
-        "--data-dir",
-        default=None,
-        help="where prepared sources live (default $HJR_DATA_DIR, "
-        "else ~/.cache/hjr/datasets)",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="hjr", description="2D hand-joint recognition: data, training, export."
-    )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="show TensorFlow's own log lines too (or set HJR_VERBOSE=1)",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    prepare = commands.add_parser(
-        "prepare", help="prepare a source into the data dir (done on first use anyway)"
-    )
-    _add_data_flags(prepare)
-
-    browse = commands.add_parser(
-        "browse", help="write the network's input crops as PNGs"
-    )
-    _add_data_flags(browse)
-    browse.add_argument("--split", choices=SPLITS, default="train")
-    browse.add_argument(
-        "--augment", action="store_true", help="apply the training augmentation"
-    )
-    browse.add_argument(
-        "--max-angle",
-        type=float,
-        default=0.0,
-        help="with --augment: extra rotation in [-A, A] degrees",
-    )
-    browse.add_argument(
-        "--flip",
-        action="store_true",
-        help="with --augment: mirror half the crops left to right",
-    )
-    browse.add_argument("--num", type=_positive, default=16, help="samples to write")
-    browse.add_argument("--seed", type=int, default=0, help="augmentation seed")
-    browse.add_argument("--out", required=True, help="output folder")
-    _add_train_command(commands)
-    _add_model_commands(commands)
-    for command in commands.choices.values():
-        command.add_argument(
-            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS
-        )
-    return parser
-
-
-def _add_train_command(commands):
-    train = commands.add_parser(
-        "train",
-        help="train a model",
-        description="Train a model, or continue one with --resume RUN_DIR. Flags "
-        "override the preset's settings; a resumed run takes --steps, --strategy, "
-        "--jit, --steps-per-execution and --data-dir, and refuses other settings "
-        "that differ from its own.",
-    )
-    _add_data_flags(train, given_only=True)
-    train.add_argument("--head", choices=CHOICES["head"], help=HEAD_HELP)
-    train.add_argument(
-        "--preset",
-        choices=tuple(PRESETS),
-        help="settings to start from (default paper; gpu: the paper's images at "
-        "batch 256, bfloat16; see README)",
-    )
-    train.add_argument(
-        "--backbone", choices=CHOICES["backbone"], help="resnet152v2: the paper's"
-    )
-    train.add_argument("--weights", help="imagenet, none, or a weights file")
-    train.add_argument("--optimizer", choices=CHOICES["optimizer"])
-    train.add_argument(
-        "--beta-2",
-        type=float,
-        help="adam, nadam: decay of its average of squared gradients (default "
-        "0.999)",
-    )
-    train.add_argument(
-        "--weight-decay",
-        type=float,
-        help="decoupled weight decay of the kernels, times the learning rate "
-        "(default 0)",
-    )
-    train.add_argument("--steps", type=_positive)
-    train.add_argument("--batch-size", type=_positive)
-    train.add_argument("--lr", type=float, help="learning rate")
-    train.add_argument(
-        "--warmup-steps", type=int, help="linear learning-rate warm-up, steps"
-    )
-    train.add_argument("--lr-schedule", choices=CHOICES["lr_schedule"])
-    train.add_argument("--seed", type=int)
-    train.add_argument("--eval-every", type=_positive, help="steps between validations")
-    train.add_argument(
-        "--bn-refresh",
-        type=int,
-        metavar="IMAGES",
-        help="before each validation, re-estimate BatchNorm's moving statistics "
-        "from this many augmented training crops (0: off)",
-    )
-    train.add_argument(
-        "--no-augment",
-        dest="augment",
-        action="store_const",
-        const=False,
-        help="train without augmentation",
-    )
-    train.add_argument(
-        "--flip",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="mirror half the training crops left to right (off in the paper)",
-    )
-    train.add_argument(
-        "--max-angle",
-        type=float,
-        help="extra random rotation in [-A, A] degrees (off in the paper)",
-    )
-    train.add_argument(
-        "--map-stride",
-        type=int,
-        choices=MAP_STRIDES,
-        help="map heads: input pixels per map pixel (the paper's: 1)",
-    )
-    train.add_argument(
-        "--integral",
-        type=float,
-        help="map heads: weight of the soft-argmax joint error (px) in the loss",
-    )
-    train.add_argument(
-        "--out",
-        default=None,
-        help="run folder (default $HJR_RUNS_DIR/<head>, else runs/<head>)",
-    )
-    train.add_argument("--strategy", choices=CHOICES["strategy"])
-    train.add_argument("--precision", choices=CHOICES["precision"])
-    train.add_argument("--jit", choices=CHOICES["jit"], help="XLA (auto: on GPU/TPU)")
-    train.add_argument(
-        "--steps-per-execution", type=_positive, help="training steps per call"
-    )
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run")
-    train.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="build the model, print its summary and exit",
-    )
-
-
 def _heads(text):
     heads = [h for h in text.split(",") if h]
     if not heads or any(h not in HEADS for h in heads):
@@ -240,14 +61,89 @@ def _heads(text):
     return heads
 
 
-def _add_model_commands(commands):
-    predict = commands.add_parser("predict", help="write a Kaggle submission CSV")
-    _add_data_flags(predict)
-    predict.add_argument(
-        "--model",
-        required=True,
-        help="a training run folder or an hjr export (SavedModel, .onnx, .tflite)",
+def flag_line(error: UserError) -> str:
+    """The error's line, the setting named by its flag (`--no-X` for X false)."""
+    if error.key is None:
+        return error.message
+    flag = "--" + error.key.replace("_", "-")
+    if isinstance(error.value, bool):
+        return f"{flag if error.value else '--no-' + flag[2:]}: {error.message}"
+    return error.describe(flag)
+
+
+def _data_flags(parser, data=None, crop="biased", what=""):
+    """--data (default `data`), --crop (default `crop`; False: no flag),
+    --data-dir; `what` prefixes their help (e.g. "--quantize: ")."""
+    parser.add_argument("--data", default=data, help=what + DATA_HELP)
+    if crop is not False:
+        parser.add_argument(
+            "--crop",
+            choices=CHOICES["crop"],
+            default=crop,
+            help=f"{what}crop of the train and validation splits (default biased)",
+        )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"{what}where prepared sources live (default $HJR_DATA_DIR, else "
+        "~/.cache/hjr/datasets)",
     )
+
+
+def _setting_flag(parser, key, default, text):
+    """The flag of setting `key`, None where not given (the preset's value)."""
+    flag = "--" + key.replace("_", "-")
+    options = {"dest": key, "default": None, "help": text}
+    if key == "head":
+        options.update(choices=CHOICES[key], help=HEAD_HELP)
+    elif key in CHOICES:
+        options["choices"] = CHOICES[key]
+    elif key == "map_stride":
+        options.update(type=int, choices=MAP_STRIDES)
+    elif isinstance(default, bool):
+        options["action"] = argparse.BooleanOptionalAction
+    elif isinstance(default, list):
+        options.update(nargs=2, type=float, metavar=("LOW", "HIGH"))
+    elif isinstance(default, (int, float)):
+        options["type"] = type(default)
+    parser.add_argument(flag, **options)
+
+
+def _train_parser(commands):
+    train = commands.add_parser(
+        "train",
+        help="train a model",
+        description="Train a model, or continue one with --resume RUN_DIR. Flags "
+        "override the preset's settings; a resumed run takes --steps, --strategy, "
+        "--jit, --steps-per-execution and --data-dir, and refuses other settings "
+        "that differ from its own.",
+    )
+    _data_flags(train, crop=None)
+    train.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="settings to start from (default paper; quick: each head in minutes on "
+        "a CPU; gpu: the paper's images at batch 256, bfloat16)",
+    )
+    settings = {k: v for k, v in SETTINGS.items() if k not in ("data", "crop")}
+    for key, (default, text) in settings.items():
+        _setting_flag(train, key, default, text)
+    for key, text in HEAD_SETTINGS.items():
+        default = next(h.defaults[key] for h in HEADS.values() if key in h.defaults)
+        _setting_flag(train, key, default, text)
+    train.add_argument(
+        "--out", help="run folder (default $HJR_RUNS_DIR/<head>, else runs/<head>)"
+    )
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run")
+    train.add_argument(
+        "--dry-run", action="store_true", help="build the model, print it and exit"
+    )
+
+
+def _predict_parsers(commands):
+    predict = commands.add_parser("predict", help="write a Kaggle submission CSV")
+    _data_flags(predict, "synthetic")
+    predict.add_argument("--model", required=True, help=MODEL_HELP)
     predict.add_argument("--split", choices=SPLITS, default="test")
     predict.add_argument(
         "--tta",
@@ -258,18 +154,13 @@ def _add_model_commands(commands):
     predict.add_argument("--batch-size", type=_positive, default=64)
     predict.add_argument("--out", required=True, help="the CSV to write")
     predict.add_argument(
-        "--visualize",
-        metavar="DIR",
-        help="also write PNGs of predictions (and maps) here",
+        "--visualize", metavar="DIR", help="also write PNGs of predictions here"
     )
 
     evaluate = commands.add_parser("evaluate", help="score predictions on a split")
-    _add_data_flags(evaluate)
+    _data_flags(evaluate, "synthetic")
     given = evaluate.add_mutually_exclusive_group(required=True)
-    given.add_argument(
-        "--model",
-        help="a training run folder or an hjr export (SavedModel, .onnx, .tflite)",
-    )
+    given.add_argument("--model", help=MODEL_HELP)
     given.add_argument("--predictions", help="a CSV in the submission format")
     evaluate.add_argument("--split", choices=SPLITS, default="validation")
     evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True)
@@ -281,6 +172,8 @@ def _add_model_commands(commands):
         "predictions)",
     )
 
+
+def _export_parser(commands):
     export = commands.add_parser(
         "export",
         help="write a SavedModel, an ONNX file or a LiteRT (TFLite) file",
@@ -315,39 +208,24 @@ def _add_model_commands(commands):
         help="tflite only: float16 weights, or int8 calibrated on "
         f"{CALIBRATION_CROPS} training crops; scored on the validation split",
     )
-    export.add_argument(
-        "--data",
-        default=None,
-        help="--quantize: the source to calibrate and score on (default the run's)",
-    )
-    export.add_argument(
-        "--crop",
-        choices=CHOICES["crop"],
-        default="biased",
-        help="--quantize: crop of the train and validation splits (default biased)",
-    )
-    export.add_argument(
-        "--data-dir",
-        default=None,
-        help="--quantize: where prepared sources live (default $HJR_DATA_DIR, "
-        "else ~/.cache/hjr/datasets)",
-    )
+    _data_flags(export, what="--quantize (default the run's source): ")
 
+
+def _bench_parser(commands):
     bench = commands.add_parser(
         "bench",
         help="measure throughput and memory here",
-        description="The input pipeline, training per head, prediction and export "
-        "latency (TensorFlow backend); or, with --train-step, the training step "
-        "alone on any Keras backend (KERAS_BACKEND), without TensorFlow; or, with "
-        "--export RUN, the latency of a run's exported files.",
+        description="The input pipeline, training per head, prediction and memory "
+        "(TensorFlow backend); or, with --train-step, the training step alone on "
+        "any Keras backend (KERAS_BACKEND), without TensorFlow; or, with --export "
+        "RUN, the size and latency of a run's exported files.",
     )
     bench.add_argument("--json", help="also write the figures here")
     bench.add_argument(
         "--export",
         metavar="RUN",
         help="instead: the run's SavedModel, ONNX and LiteRT (float32, float16) "
-        "files and its Keras network: size, latency of 1 image and of 32 (median, "
-        "p90), as JSON",
+        "files and its Keras network: size, latency of 1 image and of 32",
     )
     step = bench.add_argument_group("--train-step")
     step.add_argument(
@@ -355,23 +233,21 @@ def _add_model_commands(commands):
         action="store_true",
         help="time the training step of each head only, on synthetic batches",
     )
-    step.add_argument("--batch", type=_positive, default=32, help="default 32")
+    step.add_argument("--batch-size", type=_positive, default=32, help="default 32")
     step.add_argument("--precision", choices=CHOICES["precision"], default="float32")
     step.add_argument(
-        "--steps", type=_positive, default=20, help="timed steps (default 20)"
+        "--timed-steps", type=_positive, default=20, help="steps per timed pass"
     )
-    step.add_argument(
-        "--steps-per-execution", type=_positive, default=1, help="default 1"
-    )
+    step.add_argument("--steps-per-execution", type=_positive, default=1)
     step.add_argument("--jit", choices=CHOICES["jit"], default="auto")
     step.add_argument(
         "--repeats",
         type=_positive,
         default=3,
-        help="timed passes over the steps; the median is reported (default 3)",
+        help="timed passes; the median is reported (default 3)",
     )
     bench.add_argument(
-        "--quick", action="store_true", help="fewer steps: a few minutes on 2 CPU cores"
+        "--quick", action="store_true", help="fewer steps: minutes on 2 CPU cores"
     )
     bench.add_argument(
         "--backbone",
@@ -386,11 +262,13 @@ def _add_model_commands(commands):
         help=f"comma-separated, some of {','.join(HEADS)} (default all)",
     )
 
+
+def _app_parsers(commands):
     demo = commands.add_parser(
         "demo",
         help="train, evaluate, predict and export on the built-in synthetic hands",
     )
-    _add_data_flags(demo)
+    _data_flags(demo, "synthetic")
     demo.add_argument("--out", default="demo", help="output folder (default demo/)")
     demo.add_argument(
         "--head", choices=CHOICES["head"], default="offsets", help="default offsets"
@@ -398,18 +276,7 @@ def _add_model_commands(commands):
     demo.add_argument(
         "--steps",
         type=_positive,
-        help="training steps (default: {} for the map heads, on the tiny_unet "
-        "backbone, the learning rate rising over the first {} to {:g}, then "
-        "decaying, Nadam with beta_2 {:g} and weight decay {:g}; {} for fc, on "
-        "small); with --steps, the quick preset's learning-rate schedule and "
-        "optimizer".format(
-            DEMO_SCHEDULES["map heads"]["steps"],
-            DEMO_SCHEDULES["map heads"]["warmup_steps"],
-            DEMO_SCHEDULES["map heads"]["lr"],
-            DEMO_SCHEDULES["map heads"]["beta_2"],
-            DEMO_SCHEDULES["map heads"]["weight_decay"],
-            DEMO_SCHEDULES["fc"]["steps"],
-        ),
+        help="training steps (default: the quick preset's for the head)",
     )
 
     reproduce = commands.add_parser(
@@ -422,7 +289,7 @@ def _add_model_commands(commands):
         "interrupted run continues; another --data, --preset or --steps than the "
         "folder's table is refused.",
     )
-    _add_data_flags(reproduce, crop=False)
+    _data_flags(reproduce, "synthetic", crop=False)
     reproduce.add_argument(
         "--preset",
         choices=tuple(PRESETS),
@@ -444,37 +311,58 @@ def _add_model_commands(commands):
     )
 
 
-TRAIN_KEYS = (
-    "head",
-    "backbone",
-    "weights",
-    "optimizer",
-    "beta_2",
-    "weight_decay",
-    "steps",
-    "batch_size",
-    "lr",
-    "warmup_steps",
-    "lr_schedule",
-    "seed",
-    "eval_every",
-    "bn_refresh",
-    "augment",
-    "flip",
-    "max_angle",
-    "map_stride",
-    "integral",
-    "data",
-    "crop",
-    "strategy",
-    "precision",
-    "jit",
-    "steps_per_execution",
-)
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="hjr", description="2D hand-joint recognition: data, training, export."
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's own log lines too (or set HJR_VERBOSE=1)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    prepare = commands.add_parser(
+        "prepare", help="prepare a source into the data dir (done on first use anyway)"
+    )
+    _data_flags(prepare, "synthetic")
+    browse = commands.add_parser(
+        "browse", help="write the network's input crops as PNGs"
+    )
+    _data_flags(browse, "synthetic")
+    browse.add_argument("--split", choices=SPLITS, default="train")
+    browse.add_argument(
+        "--augment", action="store_true", help="apply the training augmentation"
+    )
+    browse.add_argument(
+        "--max-angle",
+        type=float,
+        default=0.0,
+        help="with --augment: extra rotation in [-A, A] degrees",
+    )
+    browse.add_argument(
+        "--flip", action="store_true", help="with --augment: mirror half the crops"
+    )
+    browse.add_argument("--num", type=_positive, default=16, help="samples to write")
+    browse.add_argument("--seed", type=int, default=0, help="augmentation seed")
+    browse.add_argument("--out", required=True, help="output folder")
+    _train_parser(commands)
+    _predict_parsers(commands)
+    _export_parser(commands)
+    _bench_parser(commands)
+    _app_parsers(commands)
+    for command in commands.choices.values():
+        command.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS
+        )
+    return parser
 
 
 def _train(args, verbose):
-    given = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k) is not None}
+    from hjr import runs
+
+    names = [*SETTINGS, *HEAD_SETTINGS]
+    given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.resume:
         run_dir = args.resume
         if args.out and os.path.realpath(args.out) != os.path.realpath(run_dir):
@@ -482,23 +370,58 @@ def _train(args, verbose):
     elif "head" not in given:
         raise UserError(f"--head is required: one of {', '.join(HEADS)}")
     else:
-        runs = os.environ.get("HJR_RUNS_DIR", "runs")
-        run_dir = args.out or os.path.join(runs, given["head"])
-    conf = configure(args.preset, given, resume=args.resume)
+        run_dir = args.out or os.path.join(
+            os.environ.get("HJR_RUNS_DIR", "runs"), given["head"]
+        )
+    conf = runs.run_config(run_dir, args.preset, given, bool(args.resume))
     start_tensorflow(verbose)
     from hjr.training.train import train
 
-    return train(conf, run_dir, bool(args.resume), args.dry_run, args.data_dir)
+    train(conf, run_dir, bool(args.resume), args.dry_run, args.data_dir)
 
 
-def _predict(args, source):
+def _prepare(args, verbose):
+    from data_pipeline.sources import parse_source, prepare
+
+    start_tensorflow(verbose)
+    source = parse_source(args.data)
+    builder = prepare(source, args.crop, args.data_dir)
+    sizes = ", ".join(f"{k} {v.num_examples}" for k, v in builder.info.splits.items())
+    print(f"hjr: {source} ({args.crop} crops) in {builder.data_dir}: {sizes}")
+
+
+def _browse(args, verbose):
+    from data_pipeline.sources import parse_source
+
+    start_tensorflow(verbose)
+    from hjr.apps.browse import browse
+
+    browse(
+        parse_source(args.data),
+        args.split,
+        args.out,
+        num=args.num,
+        seed=args.seed,
+        augmented=args.augment,
+        crop=args.crop,
+        data_dir=args.data_dir,
+        augment_conf={"max_angle": args.max_angle, "flip": args.flip},
+    )
+
+
+def _predict(args, verbose):
     from pathlib import Path
 
-    from hjr.inference.predict import predict
+    from data_pipeline.sources import parse_source
 
     out = Path(args.out)
     if not out.parent.is_dir():
-        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+        raise UserError(f"folder {out.parent} does not exist", "out", out)
+    source = parse_source(args.data)
+    start_tensorflow(verbose)
+    from hjr.inference.predict import predict
+
+    where = dict(crop=args.crop, data_dir=args.data_dir)
     visualize = Path(args.visualize) if args.visualize else None
     ids, _, _ = predict(
         args.model,
@@ -508,125 +431,43 @@ def _predict(args, source):
         args.batch_size,
         out,
         visualize,
+        **where,
+    )
+    tta = "with" if args.tta else "no"
+    print(f"hjr: wrote {len(ids)} predictions ({tta} TTA) to {out}")
+
+
+def _evaluate(args, verbose):
+    from data_pipeline.sources import parse_source
+
+    source = parse_source(args.data)
+    start_tensorflow(verbose)
+    from hjr.inference import evaluate
+
+    result, paths = evaluate.evaluate_split(
+        source,
+        args.split,
+        args.model,
+        args.predictions,
+        args.tta,
+        args.batch_size,
         args.crop,
         args.data_dir,
+        args.json,
     )
-    print(
-        f"hjr: wrote {len(ids)} predictions ({'with' if args.tta else 'no'} TTA) "
-        f"to {out}"
-    )
-
-
-def _evaluate(args, source):
-    from data_pipeline.kaggle_csv import read_keypoints_csv
-    from data_pipeline.pipeline import (
-        has_visibility,
-        is_labelled,
-        open_split,
-        read_split,
-    )
-
-    from hjr.inference import evaluate
-    from hjr.inference.predict import predict
-
-    builder, count = open_split(source, args.split, args.crop, args.data_dir)
-    if not is_labelled(builder, args.split):
-        raise UserError(f"--split {args.split}: {source} has no labels for it")
-    if args.model:
-        ids, predictions, _ = predict(
-            args.model,
-            source,
-            args.split,
-            args.tta,
-            args.batch_size,
-            crop=args.crop,
-            data_dir=args.data_dir,
-        )
-    else:
-        ids, predictions = read_keypoints_csv(args.predictions)
-    where = dict(crop=args.crop, data_dir=args.data_dir)
-    truth = read_split(source, args.split, ("id", "keypoints", "visible"), **where)
-    if sorted(ids.tolist()) != truth["id"].tolist():
-        raise UserError(
-            f"--predictions {args.predictions}: {len(ids)} rows with Ids that are "
-            f"not the {count} Ids of the {args.split} split"
-        )
-    rows = np.searchsorted(truth["id"], ids)
-    labels = truth["keypoints"][rows]
-    visible = truth["visible"][rows] if has_visibility(builder) else None
-    result = evaluate.scores(predictions, labels, visible)
-    try:  # the mean training keypoints; the split's own mean where there is none
-        from hjr.training.train import mean_keypoints
-
-        mean = mean_keypoints(source, args.data_dir, args.crop)[None]
-    except UserError:
-        mean = labels.mean(axis=0, keepdims=True)
-    result["mean_predictor_kaggle_mse"] = evaluate.scores(
-        np.broadcast_to(mean, labels.shape), labels
-    )["kaggle_mse"]
     print(evaluate.table(result))
-    if visible is None:
+    if result.get("share_hidden") is None:
         print(f"hjr: {source} has no joint visibility: no visible/hidden figures")
-    if args.json:
-
-        def images(chosen):
-            return read_split(source, args.split, ("image",), chosen, **where)["image"]
-
-        paths = evaluate.write_report(
-            args.json, result, predictions, labels, ids, visible, images
-        )
+    if paths:
         print(f"hjr: wrote {', '.join(str(p) for p in paths)}")
 
 
-def _bench(args):
-    if args.json and not os.path.isdir(os.path.dirname(args.json) or "."):
-        raise UserError(f"--json {args.json}: its folder does not exist")
-    if args.export and args.train_step:
-        raise UserError("--export and --train-step: give one of them")
-    if args.export:
-        import json
-
-        from hjr.apps.bench import bench_export
-
-        result = bench_export(args.export, args.quick, args.json)
-        print(json.dumps(result, indent=2))
-        return
-    if args.train_step:
-        return _bench_train_step(args)
-    from hjr.apps.bench import bench, table
-
-    result = bench(args.quick, args.backbone, args.heads, args.json)
-    print(table(result))
-    if args.json:
-        print(f"hjr bench: figures in {args.json}")
-
-
-def _bench_train_step(args):
-    import json
-
-    from data_pipeline.files import atomic_path
-
-    from hjr.apps.bench_step import bench_train_step
-
-    result = bench_train_step(
-        args.backbone,
-        args.heads,
-        args.batch,
-        args.precision,
-        args.steps,
-        args.steps_per_execution,
-        args.jit,
-        args.repeats,
-    )
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(text + "\n")
-
-
 def _export(args, verbose):
-    from hjr.inference.export import export, info_path
+    from hjr.inference.runtimes import check_out, info_path
+
+    check_out(args.out, args.format, args.overwrite, args.quantize)
+    start_tensorflow(verbose)
+    from hjr.inference.export import export
 
     out = export(
         args.model,
@@ -645,8 +486,6 @@ def _export(args, verbose):
     if args.format == "savedmodel":
         print(f"hjr: wrote the SavedModel {out} (serving_default {with_tta} TTA)")
         return
-    import json
-
     info = json.loads(info_path(out).read_text())
     print(
         f"hjr: wrote {out} ({args.format}, {info['size_bytes'] / 2**20:.2f} MiB, "
@@ -654,9 +493,10 @@ def _export(args, verbose):
     )
     report = info.get("quantization")
     if report:
+        mib = {k: report[f"{k}_bytes"] / 2**20 for k in ("float32", "quantized")}
         line = (
-            f"hjr: {report['quantize']}: {report['float32_bytes'] / 2**20:.2f} -> "
-            f"{report['quantized_bytes'] / 2**20:.2f} MiB"
+            f"hjr: {report['quantize']}: {mib['float32']:.2f} -> "
+            f"{mib['quantized']:.2f} MiB"
         )
         if "quantized_mean_joint_error_px" in report:
             line += (
@@ -667,57 +507,74 @@ def _export(args, verbose):
         print(line)
 
 
-def _run(args, verbose):
-    if args.command == "train":
-        return _train(args, verbose)
-    if args.command == "export" and args.quantize and args.format != "tflite":
-        raise UserError(
-            f"--quantize {args.quantize}: only for --format tflite, not {args.format}"
+def _bench(args, verbose):
+    if args.json and not os.path.isdir(os.path.dirname(args.json) or "."):
+        raise UserError("its folder does not exist", "json", args.json)
+    if args.export and args.train_step:
+        raise UserError("--export and --train-step: give one of them")
+    if args.train_step:  # on any Keras backend, without TensorFlow
+        from hjr.apps.bench_step import bench_train_step
+
+        result = bench_train_step(
+            args.backbone,
+            args.heads,
+            args.batch_size,
+            args.precision,
+            args.timed_steps,
+            args.steps_per_execution,
+            args.jit,
+            args.repeats,
         )
+        _print_json(result, args.json)
+        return
     start_tensorflow(verbose)
-    if args.command == "bench":
-        return _bench(args)
-    if args.command == "export":
-        return _export(args, verbose)
-    from data_pipeline.sources import parse_source
+    if args.export:
+        from hjr.apps.bench_formats import bench_export
 
-    source = parse_source(args.data)
-    if args.command == "prepare":
-        from data_pipeline.sources import prepare
+        _print_json(bench_export(args.export, args.quick), args.json)
+        return
+    from hjr.apps import bench
 
-        builder = prepare(source, args.crop, args.data_dir)
-        sizes = ", ".join(
-            f"{k} {v.num_examples}" for k, v in builder.info.splits.items()
-        )
-        print(f"hjr: {source} ({args.crop} crops) in {builder.data_dir}: {sizes}")
-    elif args.command == "predict":
-        _predict(args, source)
-    elif args.command == "evaluate":
-        _evaluate(args, source)
-    elif args.command == "demo":
-        from hjr.apps.demo import demo
+    print(bench.table(bench.bench(args.quick, args.backbone, args.heads, args.json)))
+    if args.json:
+        print(f"hjr bench: figures in {args.json}")
 
-        demo(args.out, args.data, args.head, args.steps, args.crop, args.data_dir)
-    elif args.command == "reproduce":
-        from hjr.apps.reproduce import reproduce
 
-        reproduce(
-            args.out, args.data, args.preset, args.steps, args.data_dir, args.heads
-        )
-    elif args.command == "browse":
-        from hjr.apps.browse import browse
+def _print_json(result, path):
+    from data_pipeline.files import atomic_path
 
-        browse(
-            source,
-            args.split,
-            args.out,
-            num=args.num,
-            seed=args.seed,
-            augmented=args.augment,
-            crop=args.crop,
-            data_dir=args.data_dir,
-            augment_conf={"max_angle": args.max_angle, "flip": args.flip},
-        )
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text + "\n")
+
+
+def _demo(args, verbose):
+    start_tensorflow(verbose)
+    from hjr.apps.demo import demo
+
+    demo(args.out, args.data, args.head, args.steps, args.crop, args.data_dir)
+
+
+def _reproduce(args, verbose):
+    start_tensorflow(verbose)
+    from hjr.apps.reproduce import reproduce
+
+    reproduce(args.out, args.data, args.preset, args.steps, args.data_dir, args.heads)
+
+
+HANDLERS = {
+    "prepare": _prepare,
+    "browse": _browse,
+    "train": _train,
+    "predict": _predict,
+    "evaluate": _evaluate,
+    "export": _export,
+    "bench": _bench,
+    "demo": _demo,
+    "reproduce": _reproduce,
+}
 
 
 def main(argv=None) -> int:
@@ -726,7 +583,7 @@ def main(argv=None) -> int:
     except SystemExit as done:  # --help, or a bad flag (its line is printed)
         return done.code
     try:
-        _run(args, args.verbose or verbose_from_env())
+        HANDLERS[args.command](args, args.verbose or verbose_from_env())
     except UserError as error:
         print(f"hjr: error: {flag_line(error)}", file=sys.stderr)
         return 2

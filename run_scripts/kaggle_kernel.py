@@ -31,7 +31,9 @@ def parse_args(argv=None):
     parser.add_argument("--input", type=Path, default=KAGGLE_INPUT, help="input root")
     parser.add_argument("--output", type=Path, default=KAGGLE_WORKING, help="outputs")
     parser.add_argument("--preset", default="paper", help="paper (default) or quick")
-    parser.add_argument("--head", default="fc", help="fc, classification or scoremap")
+    parser.add_argument(
+        "--head", default="fc", help="fc (default), classification, scoremap or offsets"
+    )
     parser.add_argument("--steps", type=int, help="training steps (default: preset's)")
     parser.add_argument("--batch-size", type=int, help="global batch (preset's)")
     parser.add_argument("--weights", help="imagenet, none or a weights file")
@@ -80,8 +82,8 @@ def find_competition_data(root: Path, scratch: Path) -> Path:
 
 
 def import_hjr(root: Path):
-    """hjr's Python API (hjr.cli, hjr.training.train, hjr.inference.predict), from an installed hjr,
-    this repository, or a dataset under root."""
+    """hjr's Python API (hjr.cli, hjr.training.train, hjr.inference.predict), from
+    an installed hjr, this repository, or a dataset under root."""
     here = Path(__file__).resolve().parents[1] if "__file__" in globals() else None
     candidates = [here] if here else []
     candidates += sorted(p.parents[1] for p in root.glob("**/hjr/__init__.py"))
@@ -95,6 +97,7 @@ def import_hjr(root: Path):
         quiet.start_tensorflow(quiet.verbose_from_env())
         import hjr.cli
         import hjr.inference.predict
+        import hjr.runs
         import hjr.training.train
     except ImportError as error:
         raise SystemExit(
@@ -115,7 +118,7 @@ def run(argv=None) -> int:
     run_dir = args.output / "run"
     spec = f"{data}:validation={args.validation}" if args.validation else str(data)
     print(f"kaggle_kernel: competition files in {data}, outputs in {args.output}")
-    resume = (run_dir / "config.json").exists()
+    resume = hjr.runs.is_run(run_dir)
     if resume:  # the run found there, continued (to --steps where given)
         preset, overrides = None, {"steps": args.steps}
     else:

@@ -80,10 +80,10 @@ def _scores(predicted, keypoints, visible) -> dict:
 def train(data, result_path, preset, head, settings):
     import keras
 
-    from hjr.core.augment import NUM_DRAWS
     from hjr.config import configure
+    from hjr.core.augment import NUM_DRAWS
+    from hjr.inference.predictors import NetworkPredictor
     from hjr.training.distribute import make_strategy
-    from hjr.inference.predict import NetworkPredictor
     from hjr.training.step import build_trainer, schedule
 
     arrays = np.load(data)

@@ -24,10 +24,12 @@ def data_dir(tmp_path):
 
 
 def train_small_run(run_dir, data_dir, head="classification", steps=2):
-    """A tiny-backbone run of a few steps on SMALL_SYNTHETIC; returns its folder."""
+    """A tiny-backbone run of a few steps on SMALL_SYNTHETIC, in a long warm-up (a
+    small learning rate: the network stays near its start); returns its folder."""
     from hjr.training.train import run
 
     overrides = dict(head=head, data=SMALL_SYNTHETIC, steps=steps, eval_every=steps)
+    overrides["warmup_steps"] = 100
     return run(run_dir, "quick", dict(overrides, batch_size=8), data_dir=data_dir)
 
 

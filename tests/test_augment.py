@@ -231,6 +231,7 @@ print(json.dumps({"backend": keras.backend.backend(), "tensorflow": imported}))
 """
 
 
+@pytest.mark.slow
 def test_jax_gives_the_same_numbers_under_jit_without_tensorflow(tmp_path):
     images, keypoints = dot_batch(batch=8, radius=2)
     noise = np.random.default_rng(4).integers(0, 120, images.shape, np.uint8)

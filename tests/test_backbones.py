@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 from data_pipeline.errors import UserError
+from hjr.config import configure
 from hjr.core import layers
 from hjr.core.backbones import BACKBONES, build_encoder
-from hjr.config import configure
 from hjr.core.layers import CaffePreprocess
 from hjr.core.model import build_model
 
@@ -173,7 +173,7 @@ def test_fused_batch_norm_trains_as_keras_batch_norm(compiled):
 def test_weights_saved_with_keras_batch_norm_load(tmp_path, monkeypatch):
     """Runs trained before hjr's BatchNormalization (tiny backbones with Keras'
     layer) load into today's network, every weight where it was."""
-    conf = configure("quick", {"head": "offsets", "input_size": 64})
+    conf = configure("quick", {"head": "offsets"})
     with monkeypatch.context() as patch:
         patch.setattr(layers, "BatchNormalization", keras.layers.BatchNormalization)
         old = build_model(conf)
@@ -205,6 +205,7 @@ def test_builds_under_mixed_precision_in_a_strategy(backbone):
 
 @pytest.mark.parametrize("backbone", ["resnet50", "resnet50v2"])
 @pytest.mark.parametrize("file_format", ["weights.h5", "h5"])
+@pytest.mark.slow
 def test_local_weights_give_the_source_nets_features(
     backbone, file_format, weights_files
 ):
@@ -217,6 +218,7 @@ def test_local_weights_give_the_source_nets_features(
     "backbone, source", [("resnet50", "resnet50v2"), ("resnet50v2", "resnet50")]
 )
 @pytest.mark.parametrize("file_format", ["weights.h5", "h5"])
+@pytest.mark.slow
 def test_weights_of_another_net_are_a_user_error(
     backbone, source, file_format, weights_files
 ):

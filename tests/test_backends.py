@@ -13,6 +13,8 @@ from conftest import SMALL_SYNTHETIC, run_python
 
 from hjr.core.heads import HEADS
 
+pytestmark = pytest.mark.slow  # trains, exports or starts fresh interpreters
+
 CODE = """
 import json, sys
 import numpy as np
@@ -21,6 +23,7 @@ from keras import ops
 from hjr.core import codec, metrics
 from hjr.config import configure
 from hjr.core.heads import HEADS
+
 
 rng = np.random.default_rng(0)
 keypoints = rng.uniform(40, 88, (2, 21, 2)).astype("float32")
@@ -100,8 +103,8 @@ def _hjr(argv, backend, blocked=(), env=None):
 def test_train_step_bench_runs_without_tensorflow(tmp_path):
     out = tmp_path / "step.json"
     blocked = ("tensorflow", "tensorflow_datasets", "cv2", "pandas")
-    argv = ["bench", "--train-step", "--backbone", "tiny", "--batch", "4"]
-    argv += ["--steps", "2", "--repeats", "2", "--json", out]
+    argv = ["bench", "--train-step", "--backbone", "tiny", "--batch-size", "4"]
+    argv += ["--timed-steps", "2", "--repeats", "2", "--json", out]
     proc = _hjr(argv, "jax", blocked)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())

@@ -213,6 +213,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, data_dir, capsys):
         assert "Traceback" not in "\n".join(err)
 
 
+@pytest.mark.slow
 def test_command_line_exit_code_and_no_traceback(tmp_path):
     result = subprocess.run(
         [

@@ -10,8 +10,9 @@ from conftest import SMALL_SYNTHETIC, run_python, train_small_run
 
 from data_pipeline.errors import UserError
 from hjr.cli import build_parser, main
-from hjr.config import CHOICES, PRESETS, RESUMABLE, configure, load_config
+from hjr.config import CHOICES, PRESETS, RESUMABLE, configure
 from hjr.core.heads import HEADS
+from hjr.runs import load_config, run_config
 
 # -- configure ---------------------------------------------------------------
 
@@ -119,32 +120,32 @@ def test_augmentation_off_is_false_not_none():
     assert configure("quick", {})["augment"] is True
 
 
+@pytest.mark.slow
 def test_resume_applies_what_may_change_and_refuses_the_rest(tmp_path, data_dir):
     run = train_small_run(tmp_path / "run", data_dir, head="fc", steps=2)
-    conf = configure(overrides={"steps": 6, "jit": "off"}, resume=run)
+    conf = run_config(run, overrides={"steps": 6, "jit": "off"}, resume=True)
     assert conf["steps"] == 6 and conf["jit"] == "off"
     assert set(RESUMABLE) >= {"steps", "jit"}
     same = {"head": "fc", "data": SMALL_SYNTHETIC, "batch_size": 8}
-    assert configure("quick", same, resume=run)["batch_size"] == 8
+    assert run_config(run, "quick", same, resume=True)["batch_size"] == 8
     for key, value in [("head", "scoremap"), ("lr", 0.5), ("augment", False)]:
         with pytest.raises(UserError, match=f"the run in {run} has {key}") as error:
-            configure(overrides={key: value}, resume=run)
+            run_config(run, overrides={key: value}, resume=True)
         assert error.value.key == key
     with pytest.raises(UserError, match="uses the quick preset"):
-        configure("paper", resume=run)
+        run_config(run, "paper", resume=True)
     saved = json.loads((run / "config.json").read_text())
     assert "data_dir" not in saved and saved["augment"] is True
 
 
-def test_an_old_run_configuration_still_loads(tmp_path):
-    old = dict(configure("quick", {"head": "fc"}), data_dir="/somewhere")
-    for key in ("rot90", "flip", "max_angle", "brightness", "saturation"):
-        del old[key]
-    old["augment"] = None  # hjr 0.1: None meant augmentation off
-    (tmp_path / "config.json").write_text(json.dumps(old))
-    conf = load_config(tmp_path)
-    assert conf["augment"] is False and "data_dir" not in conf
-    assert conf["flip"] is False  # runs from before the setting were not mirrored
+def test_a_preset_warm_up_keeps_its_share_of_other_steps():
+    quick = configure("quick", {"head": "scoremap"})
+    assert quick["warmup_steps"] / quick["steps"] == pytest.approx(0.3)
+    longer = configure("quick", {"head": "scoremap", "steps": 2 * quick["steps"]})
+    assert longer["warmup_steps"] == 2 * quick["warmup_steps"]
+    given = configure("quick", {"head": "scoremap", "steps": 100, "warmup_steps": 7})
+    assert given["warmup_steps"] == 7
+    assert configure("paper", {"steps": 50})["warmup_steps"] == 0
 
 
 # -- the CLI -----------------------------------------------------------------
@@ -214,6 +215,7 @@ def test_a_bad_flag_answers_without_starting_tensorflow():
 TF_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cuInit|cuda", re.M)
 
 
+@pytest.mark.slow
 def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
     argv = [
         "browse", "--data", "synthetic:train=8,validation=2,test=2", "--split", "test",
@@ -229,6 +231,7 @@ def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
     assert TF_LINE.search(verbose.stderr), verbose.stderr  # TensorFlow's own lines
 
 
+@pytest.mark.slow
 def test_flags_given_with_resume_are_applied_or_refused_by_name(
     tmp_path, data_dir, capsys
 ):

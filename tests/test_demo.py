@@ -16,6 +16,9 @@ from data_pipeline.kaggle_csv import COLUMNS, read_keypoints_csv
 from data_pipeline.kaggle_h5 import write_kaggle_files
 from hjr.cli import main
 
+pytestmark = pytest.mark.slow  # trains, exports or starts fresh interpreters
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -79,38 +82,41 @@ OPTIMIZER_KEYS = ("optimizer", "beta_2", "weight_decay")
         ("offsets", (5200, 1300, 1560, 1.2e-2), ("nadam", 0.95, 0.02)),
     ],
 )
-def test_demo_without_steps_trains_what_fits_in_ten_minutes(
-    tmp_path, monkeypatch, head, schedule, optimizer
-):
-    """Without --steps the demo trains fewer steps than the quick preset's (9,600
-    to 48,000): 4,800 for fc, 5,200 for a map head, with a one-cycle learning
-    rate (30% warm-up to twice the preset's rate), Nadam, beta_2 0.95 and weight
-    decay."""
+def test_demo_trains_the_quick_preset(tmp_path, monkeypatch, head, schedule, optimizer):
+    """The demo trains `hjr train --preset quick`: for fc 4,800 steps on `small`,
+    for a map head 5,200 on `tiny_unet` with a one-cycle learning rate (30%
+    warm-up), Nadam, beta_2 0.95 and weight decay."""
+    from hjr.config import configure
+
     conf = _stopped_demo(monkeypatch, out=tmp_path / "demo", head=head)
     assert conf["backbone"] == ("small" if head == "fc" else "tiny_unet")
     assert tuple(conf[k] for k in SCHEDULE_KEYS) == schedule
     assert tuple(conf[k] for k in OPTIMIZER_KEYS) == optimizer
+    quick = configure("quick", {"head": head, "data": "synthetic", "crop": "biased"})
+    assert conf == quick
 
 
-def test_demo_steps_take_the_presets_schedule_and_a_resumed_run_keeps_its_own(
+def test_demo_steps_keep_the_warm_up_share_and_a_resumed_run_keeps_its_own(
     tmp_path, monkeypatch
 ):
-    from hjr.config import configure, save_config
+    from hjr.config import configure
+    from hjr.runs import save_config
 
-    conf = _stopped_demo(monkeypatch, out=tmp_path / "a", steps=5000)
-    assert [conf[k] for k in ("steps", "warmup_steps", "lr")] == [5000, 100, 6e-3]
-    assert tuple(conf[k] for k in OPTIMIZER_KEYS) == ("adam", 0.999, 0.0)
-    # A demo folder trained before the one-cycle schedule and the demo's present
-    # length is finished as it began, its length included.
+    conf = _stopped_demo(monkeypatch, out=tmp_path / "a", steps=10400)
+    assert [conf[k] for k in ("steps", "warmup_steps", "lr")] == [10400, 3120, 1.2e-2]
+    assert tuple(conf[k] for k in OPTIMIZER_KEYS) == ("nadam", 0.95, 0.02)
+    # A demo folder trained with other settings is finished as it began, its
+    # length included.
     run = tmp_path / "b" / "run"
     run.mkdir(parents=True)
-    old = configure("quick", {"head": "offsets", "steps": 3200, "eval_every": 800})
-    # and before these settings: trained with Keras's defaults
-    del old["beta_2"], old["weight_decay"]
+    old = configure(
+        "quick",
+        {"head": "offsets", "steps": 3200, "eval_every": 800, "optimizer": "adam"},
+    )
     save_config(old, run)
     conf = _stopped_demo(monkeypatch, out=tmp_path / "b")
-    assert tuple(conf[k] for k in SCHEDULE_KEYS) == (3200, 800, 100, 6e-3)
-    assert tuple(conf[k] for k in OPTIMIZER_KEYS) == ("adam", 0.999, 0.0)
+    assert tuple(conf[k] for k in SCHEDULE_KEYS) == (3200, 800, 960, 1.2e-2)
+    assert tuple(conf[k] for k in OPTIMIZER_KEYS) == ("adam", 0.95, 0.02)
 
 
 def test_kaggle_kernel_script_on_generated_files(tmp_path):

@@ -26,6 +26,8 @@ from data_pipeline.sources import parse_source, prepare
 from hjr import checkpoints
 from hjr.training.distribute import STRATEGIES, is_chief, make_strategy, use_jit
 
+pytestmark = pytest.mark.slow  # trains, exports or starts fresh interpreters
+
 DATA = "synthetic:train=64,validation=16,test=8"
 STEPS, EVAL_EVERY, BATCH = 4, 2, 8
 BN_REFRESH = 24  # BatchNorm re-estimated at each validation, under every strategy
@@ -54,6 +56,7 @@ if mode == "cli":
 
     sys.exit(main(args))
 from hjr.training.train import run
+
 
 overrides, data_dir, run_dir = json.loads(args[0]), args[1], args[2]
 run(run_dir, "quick", overrides, data_dir=data_dir)

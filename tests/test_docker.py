@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,6 +31,7 @@ def test_install_step_matches_readme():
     assert 'ENTRYPOINT ["hjr"]' in dockerfile and "USER 1000" in dockerfile
 
 
+@pytest.mark.slow
 def test_container_train_entry_writes_into_the_runs_volume(
     tmp_path, data_dir, monkeypatch
 ):

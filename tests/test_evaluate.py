@@ -187,6 +187,7 @@ def test_evaluate_without_visibility_says_so(tmp_path, data_dir, capsys):
     assert read_png(tmp_path / "metrics.worst.png").shape == worst_grid_shape(6)
 
 
+@pytest.mark.slow
 def test_evaluate_a_model_and_its_predictions_alike(tmp_path, data_dir, capsys):
     """`--model` and `--predictions` of the same model's CSV give the same
     figures and both write the report."""

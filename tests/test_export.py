@@ -20,6 +20,9 @@ from data_pipeline.sources import parse_source
 from hjr.cli import main
 from hjr.inference.predict import predict
 
+pytestmark = pytest.mark.slow  # trains, exports or starts fresh interpreters
+
+
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
@@ -395,9 +398,10 @@ def test_every_head_converts_with_parity(head, tmp_path):
     import keras
 
     from hjr.config import complete
-    from hjr.inference.export import export_network, open_exported
     from hjr.core.model import build_model
-    from hjr.inference.predict import NetworkPredictor
+    from hjr.inference.export import export_network
+    from hjr.inference.predictors import NetworkPredictor
+    from hjr.inference.runtimes import open_exported
 
     keras.utils.set_random_seed(1)
     conf = complete(dict(head=head, backbone="tiny", weights="none"))
@@ -416,7 +420,8 @@ def test_quantized_litert_reports_size_and_accuracy(trained, capsys):
     """--quantize float16 and int8 (calibrated on the training crops): smaller
     files that still run, with sizes and the mean joint error on the validation
     split before and after printed and written beside the file."""
-    from hjr.inference.export import open_exported, split_arrays
+    from hjr.inference.export import split_arrays
+    from hjr.inference.runtimes import open_exported
 
     folder, run, common = trained["folder"], str(trained["run"]), trained["common"]
     source = parse_source(SMALL_SYNTHETIC)

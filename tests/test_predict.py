@@ -1,3 +1,5 @@
+import pytest
+
 """Test-time augmentation is exact in the keypoint convention."""
 
 import keras
@@ -6,7 +8,7 @@ import tensorflow as tf
 
 from hjr.core.augment import rot90_keypoints
 from hjr.core.model import build_model
-from hjr.inference.predict import predict_keypoints
+from hjr.inference.tta import predict_keypoints
 
 SIZE = 128
 
@@ -53,6 +55,7 @@ def test_predicting_on_rotated_images_gives_rotated_predictions():
         np.testing.assert_allclose(rotated, expected, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_predict_and_evaluate_commands(tmp_path, data_dir, capsys):
     import json
 

@@ -10,11 +10,14 @@ from conftest import SMALL_SYNTHETIC
 
 from data_pipeline.errors import UserError
 from data_pipeline.files import read_png
+from hjr.apps.reproduce import reproduce, table_rows
 from hjr.cli import main
 from hjr.config import PRESETS
 from hjr.core.heads import HEADS
-from hjr.apps.reproduce import reproduce, table_rows
 from hjr.training.train import run
+
+pytestmark = pytest.mark.slow  # trains, exports or starts fresh interpreters
+
 
 PAPER = ("189.99", "139.07", "62.38", "47.97", "69.99", "443.42")
 

@@ -1,3 +1,5 @@
+import pytest
+
 """run_scripts/sweep_gpu.py: the synthetic source as `hjr prepare` makes it, without
 TensorFlow's pipeline, and hjr's training step fed from it."""
 
@@ -20,6 +22,7 @@ def sweep(*args):
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_rendered_crops_are_the_prepared_sources_and_a_run_trains_on_them(
     tmp_path, data_dir
 ):

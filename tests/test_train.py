@@ -9,12 +9,13 @@ import pytest
 from conftest import SMALL_SYNTHETIC
 
 from hjr import checkpoints
-from hjr.training.callbacks import refresh_batch_norm
 from hjr.cli import main
-from hjr.config import augmentation, complete, configure, save_config
+from hjr.config import augmentation, complete, configure
 from hjr.core.heads import HEADS
 from hjr.core.model import HandTrainer, build_model
-from hjr.training.train import bn_refresh_batches, load_network, run, train
+from hjr.runs import load_network, save_config
+from hjr.training.callbacks import refresh_batch_norm
+from hjr.training.train import bn_refresh_batches, run, train
 
 SMALL = {"data": SMALL_SYNTHETIC, "steps": 4, "eval_every": 2, "batch_size": 8}
 
@@ -46,6 +47,7 @@ def test_output_shapes(head):
 
 
 @pytest.mark.parametrize("head", HEADS)
+@pytest.mark.slow
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(head):
     keras.utils.set_random_seed(0)
     conf = {"head": head, "backbone": "tiny", "weights": "none"}
@@ -62,6 +64,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(head):
 
 
 @pytest.mark.parametrize("head", HEADS)
+@pytest.mark.slow
 def test_every_head_trains_in_mixed_bfloat16_with_float32_outputs(head):
     conf = {"head": head, "backbone": "tiny", "weights": "none"}
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -97,12 +100,17 @@ def test_config_round_trip_rebuilds_the_same_model(head, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_run_folder_same_seed_same_losses_and_resume(tmp_path, data_dir):
-    full = train(tiny_conf("fc", steps=6), tmp_path / "full", data_dir=data_dir)
+    # A constant learning rate: with a decay, a longer run has another schedule.
+    constant = {"lr_schedule": "constant"}
+    full = train(
+        tiny_conf("fc", steps=6, **constant), tmp_path / "full", data_dir=data_dir
+    )
     again = run(
         tmp_path / "again",
         "quick",
-        {"head": "fc", **SMALL, "steps": 6},
+        {"head": "fc", **SMALL, "steps": 6, **constant},
         False,
         data_dir,
     )
@@ -113,7 +121,8 @@ def test_run_folder_same_seed_same_losses_and_resume(tmp_path, data_dir):
         assert (full / name).exists(), name
     assert list((full / "logs").rglob("events.out.tfevents*"))
 
-    part = train(tiny_conf("fc", steps=4), tmp_path / "part", data_dir=data_dir)
+    part = tiny_conf("fc", steps=4, **constant)
+    part = train(part, tmp_path / "part", data_dir=data_dir)
     resume = ["train", "--resume", str(part), "--steps", "6"]
     assert main([*resume, "--data-dir", str(data_dir)]) == 0
     resumed = pd.read_csv(part / "history.csv")
@@ -123,6 +132,7 @@ def test_run_folder_same_seed_same_losses_and_resume(tmp_path, data_dir):
 
 
 @pytest.mark.parametrize("head", HEADS)
+@pytest.mark.slow
 def test_whole_step_compiles_under_xla(head, tmp_path, data_dir):
     conf = tiny_conf(head, steps=2, jit="on", max_angle=20.0)
     folder = train(conf, tmp_path / head, data_dir=data_dir)
@@ -131,6 +141,7 @@ def test_whole_step_compiles_under_xla(head, tmp_path, data_dir):
     assert np.isfinite(history["loss"]).all()
 
 
+@pytest.mark.slow
 def test_steps_are_exact_with_a_last_validation_at_the_end(tmp_path, data_dir):
     """--steps 5 with validations every 2 trains 5 steps, not 6: validations and
     checkpoints at 2, 4 and 5; resumed to 7, at 7."""
@@ -170,6 +181,7 @@ def test_refresh_batch_norm_averages_the_batch_statistics():
 
 
 @pytest.mark.parametrize("images", [0, 20])
+@pytest.mark.slow
 def test_bn_refresh_validates_and_saves_the_re_estimated_statistics(
     images, tmp_path, data_dir
 ):

@@ -9,7 +9,6 @@ from data_pipeline.files import write_png
 from data_pipeline.kaggle_csv import write_keypoints_csv
 from data_pipeline.pipeline import batch_draws, is_labelled, make_dataset, open_split
 from data_pipeline.sources import Source
-
 from hjr.core.augment import augment_batch
 from hjr.draw import contact_sheet, draw_keypoints
 

@@ -1,8 +1,9 @@
 """`hjr demo`: the whole flow on the built-in synthetic hands, in minutes on a CPU.
 
-Trains the quick preset, evaluates on the validation split, predicts the test split
-with 4-rotation TTA (the submission and overlay PNGs), exports a SavedModel and
-checks that it predicts what the run does. Everything goes into one folder:
+Trains the quick preset (`hjr train --preset quick`), evaluates on the validation
+split, predicts the test split with 4-rotation TTA (the submission and overlay
+PNGs), exports a SavedModel and checks that it predicts what the run does.
+Everything goes into one folder:
 
     run/              the training run (checkpoints, history.csv, logs/)
     curves.png        training curves
@@ -17,7 +18,6 @@ checks that it predicts what the run does. Everything goes into one folder:
 Running it again in the same folder continues or reuses the same training run.
 """
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -26,11 +26,11 @@ import numpy as np
 
 from data_pipeline.pipeline import make_dataset, read_split, read_visibility
 from data_pipeline.sources import parse_source
-
+from hjr import runs
 from hjr.inference import evaluate
-from hjr.config import configure, demo_schedule
 from hjr.inference.export import export
-from hjr.inference.predict import SavedModelPredictor, load_predictor, predict
+from hjr.inference.predict import predict
+from hjr.inference.predictors import SavedModelPredictor, load_predictor
 from hjr.training.train import train
 
 DEMO_PRESET = "quick"
@@ -57,12 +57,10 @@ def demo(
     run_dir = out / "run"
     source = parse_source(data)
     overrides = {"head": head, "data": data, "crop": crop}
-    resume = (run_dir / "config.json").exists()
-    if steps is not None:  # the quick preset's schedule, for `steps`
+    resume = runs.is_run(run_dir)
+    if steps is not None:
         overrides["steps"] = steps
-    elif not resume:  # hjr.config.DEMO_SCHEDULES; a resumed run keeps its own
-        overrides.update(demo_schedule(head))
-    conf = configure(DEMO_PRESET, overrides, resume=run_dir if resume else None)
+    conf = runs.run_config(run_dir, DEMO_PRESET, overrides, resume)
     print(f"hjr demo: {DEMO_PRESET} preset, {head} head on {conf['backbone']} -> {out}")
     train(conf, run_dir, resume, data_dir=data_dir)
     if (run_dir / "curves.png").exists():
@@ -76,8 +74,7 @@ def demo(
     where = dict(crop=crop, data_dir=data_dir)
     visible = read_visibility(source, "validation", ids, **where)
     metrics = evaluate.scores(predictions, labels, visible)
-    baseline = json.loads((run_dir / "baseline.json").read_text())
-    metrics["mean_predictor_kaggle_mse"] = baseline["mean_predictor_kaggle_mse"]
+    metrics["mean_predictor_kaggle_mse"] = runs.read_baseline(run_dir)
 
     def images(chosen):
         return read_split(source, "validation", ("image",), chosen, **where)["image"]

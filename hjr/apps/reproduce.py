@@ -32,14 +32,13 @@ from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path, write_png
 from data_pipeline.pipeline import read_visibility
 from data_pipeline.sources import parse_source
-
-from hjr import checkpoints
-
-from hjr.inference import evaluate
-from hjr.config import DEFAULT_PRESET, configure, load_config
-from hjr.draw import figure_image, new_figure
+from hjr import runs
+from hjr.config import DEFAULT_PRESET, configure
 from hjr.core.heads import HEADS
-from hjr.inference.predict import load_predictor, predict
+from hjr.draw import figure_image, new_figure
+from hjr.inference import evaluate
+from hjr.inference.predict import predict
+from hjr.inference.predictors import load_predictor
 from hjr.training.train import run
 
 RESULTS = "results.json"
@@ -197,7 +196,7 @@ def _train(run_dir, row, table, data_dir):
     }
     if table["steps"] is not None:  # else each head trains its preset's
         overrides["steps"] = table["steps"]
-    resume = checkpoints.latest(run_dir / "checkpoints" / "latest") is not None
+    resume = runs.checkpoint(run_dir, "latest") is not None
     keras.backend.clear_session()  # the previous runs' models and graphs
     run(run_dir, table["preset"], overrides, resume=resume, data_dir=data_dir)
 
@@ -210,7 +209,6 @@ def _score(row, run_dir, predictor, source, data_dir) -> dict:
     visible = read_visibility(
         source, "validation", ids, crop=row.crop, data_dir=data_dir
     )
-    baseline = json.loads((run_dir / "baseline.json").read_text())
     return {
         "head": row.head,
         "crop": row.crop,
@@ -219,7 +217,7 @@ def _score(row, run_dir, predictor, source, data_dir) -> dict:
         "run": str(Path("runs") / row.run),
         "paper_kaggle_mse": row.paper,
         **evaluate.scores(predictions, labels, visible),
-        "mean_predictor_kaggle_mse": baseline["mean_predictor_kaggle_mse"],
+        "mean_predictor_kaggle_mse": runs.read_baseline(run_dir),
     }
 
 
@@ -254,10 +252,10 @@ def markdown(table, rows, out) -> str:
     (a preset may give heads settings of their own, and change after a run)."""
     minutes = sum(r["seconds"] for r in rows) / 60
     means = {r["crop"]: r["mean_predictor_kaggle_mse"] for r in rows}
-    runs = {}  # each head's first row's run
+    folders = {}  # each head's first row's run
     for r in rows:
-        runs.setdefault(r["head"], r["run"])
-    confs = [load_config(Path(out) / run) for run in runs.values()]
+        folders.setdefault(r["head"], r["run"])
+    confs = [runs.load_config(Path(out) / run) for run in folders.values()]
     backbones = _heads_by(confs, "backbone")
     batches = _and(sorted({str(conf["batch_size"]) for conf in confs}))
     counts = _heads_by(confs, "steps")

@@ -75,7 +75,7 @@ def vote(maps, offsets, stride=1.0):
     weights = maps * maps + 1e-12  # [B, s, s, 21]
     total = ops.sum(weights, axis=(1, 2))  # [B, 21]
     # No slices of the offsets' x and y: their gradients (TensorFlow's
-    # StridedSliceGrad) took 5% of the quick offsets step on 2 CPU cores.
+    # StridedSliceGrad) are slow.
     votes = weights[..., None] * (centres[None, :, :, None, :] + offsets)
     return ops.sum(votes, axis=(1, 2)) / total[..., None]
 

@@ -4,7 +4,7 @@ A head is everything hjr needs to build, train and describe it:
 - `outputs(features, conf)`: the head on the encoder's feature map, returning
   {"keypoints": float32 [B, 21, 2]} and, for the map heads, {"maps": float32
   [B, s, s, 21]} (probabilities for `classification` and `offsets`, raw scores for
-  `scoremap`; s = input_size / map_stride) and for `offsets` {"offsets": float32
+  `scoremap`; s = 128 / map_stride) and for `offsets` {"offsets": float32
   [B, s, s, 21, 2]};
 - `target(keypoints, size, conf)`: the labels its loss compares with, encoded from
   keypoints (crop pixels) at map side `size` on the device (hjr.core.codec), a dict; or
@@ -25,7 +25,7 @@ each function imports what it computes with.
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from data_pipeline.keypoints import NUM_JOINTS
+from data_pipeline.keypoints import CROP_SIZE, NUM_JOINTS
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,12 @@ class Head:
 
 def fc_outputs(features, conf):
     """Flatten, a dense layer with 42 linear units, reshaped to [21, 2]. With
-    `centred`, its bias starts at the image centre, else at 0 (hjr 0.1): far from
-    every joint, and the bias alone needs about input_size / 2 / lr optimizer
+    `centred`, its bias starts at the image centre, else at 0: far from
+    every joint, and the bias alone needs about 64 / lr optimizer
     steps to get there."""
     import keras
 
-    bias = conf["input_size"] / 2.0 if conf["centred"] else 0.0
+    bias = CROP_SIZE / 2.0 if conf["centred"] else 0.0
     flat = keras.layers.Flatten(name="fc_flatten")(features)
     dense = keras.layers.Dense(
         2 * NUM_JOINTS,
@@ -57,25 +57,19 @@ def fc_outputs(features, conf):
 
 
 def _map_logits(features, conf, channels):
-    """`channels` maps of side input_size / map_stride: bilinear upsampling of the
-    features to that side, then a 5x5 convolution. head_layout "fast" computes the
-    two as one UpsampledConv, "plain" as the paper draws them (UpSampling2D then
-    Conv2D): same weights, same outputs. Features already at the maps' side (the
-    *_unet backbones at map_stride 4, whose decoder upsampled and mixed them) take
-    a 1x1 convolution."""
+    """`channels` maps of side 128 / map_stride: bilinear upsampling of the
+    features to that side, then a 5x5 convolution, computed as one UpsampledConv
+    (the same weights and outputs as UpSampling2D then Conv2D, as the paper draws
+    them, far cheaper). Features already at the maps' side (the *_unet backbones
+    at map_stride 4, whose decoder upsampled and mixed them) take a 1x1
+    convolution."""
     import keras
 
     from hjr.core.layers import UpsampledConv
 
-    factor = conf["input_size"] // conf["map_stride"] // features.shape[1]
+    factor = CROP_SIZE // conf["map_stride"] // features.shape[1]
     if factor == 1:
         return keras.layers.Conv2D(channels, 1, name="map_conv")(features)
-    if conf["head_layout"] == "plain":
-        features = keras.layers.UpSampling2D(
-            factor, interpolation="bilinear", name="upsample"
-        )(features)
-        conv = keras.layers.Conv2D(channels, 5, padding="same", name="map_conv")
-        return conv(features)
     return UpsampledConv(channels, 5, factor, name="map_conv")(features)
 
 
@@ -90,7 +84,7 @@ def _map_outputs(activation):
         logits = _map_logits(features, conf, NUM_JOINTS)
         maps = keras.layers.Activation(activation, dtype="float32", name="maps")
         maps = maps(logits)
-        stride = conf["input_size"] / maps.shape[1]  # input pixels per map pixel
+        stride = CROP_SIZE / maps.shape[1]  # input pixels per map pixel
         keypoints = Expectation(stride, name="keypoints")(maps)
         return {"keypoints": keypoints, "maps": maps}
 
@@ -111,13 +105,13 @@ def offsets_outputs(features, conf):
     logits = keras.layers.Activation("linear", dtype="float32", name="map_cast")(logits)
     side = logits.shape[1]
     # split, not slices: the slices' gradients (TensorFlow's StridedSliceGrad)
-    # took 5% of the quick offsets step on 2 CPU cores.
+    # are slow.
     disks, offsets = keras.ops.split(logits, [NUM_JOINTS], axis=-1)
     maps = keras.layers.Activation("sigmoid", dtype="float32", name="maps")(disks)
     offsets = keras.layers.Reshape(
         (side, side, NUM_JOINTS, 2), dtype="float32", name="offsets"
     )(offsets * conf["radius"])
-    stride = conf["input_size"] / side  # input pixels per map pixel
+    stride = CROP_SIZE / side  # input pixels per map pixel
     keypoints = OffsetVote(stride, name="keypoints")([maps, offsets])
     return {"keypoints": keypoints, "maps": maps, "offsets": offsets}
 
@@ -132,7 +126,7 @@ def joint_mse(labels, outputs, conf):
 
 
 def _stride(size, conf):
-    return conf["input_size"] / size
+    return CROP_SIZE / size
 
 
 def disk_targets(keypoints, size, conf):

@@ -4,7 +4,8 @@
 - OffsetVote: maps and offsets -> keypoints by soft Hough voting.
 - UpsampledConv: bilinear upsampling then a convolution, computed cheaply.
 - CaffePreprocess: the input of keras' ResNet v1.
-- BatchNormalization: Keras' own, training as one fused op on TensorFlow.
+- BatchNormalization: Keras' own, training as one fused op on TensorFlow
+  (hjr.core.tf_fast).
 - tiny_features: the small CNN of the `tiny` backbone.
 """
 
@@ -177,50 +178,19 @@ class CaffePreprocess(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="hjr")
 class BatchNormalization(keras.layers.BatchNormalization):
     """keras.layers.BatchNormalization (same weights, same outputs and moving
-    statistics), whose training pass on TensorFlow with one replica is one fused
-    op (tf.nn.fused_batch_norm). Keras' own pass there is a dozen small ops
-    forward and backward: 15% of the quick offsets step's time on 2 CPU cores,
-    9% fused (docs/benchmarks.md, "A faster step"). With several replicas
-    (`synchronized`: statistics over the global batch), on other backends, and in
-    inference it is Keras' own.
+    statistics) whose training pass on TensorFlow is one fused op where it can be
+    (hjr.core.tf_fast); everywhere else it is Keras' own.
 
     Keras keeps a layer's weights in a weights file under its class's name:
-    Keras' name, so that checkpoints of runs trained with Keras' layer load."""
+    Keras' name, so that weights of networks built with Keras' layer load."""
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable and self._fusable(inputs, mask)):
-            return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf
+        if training and self.trainable and keras.backend.backend() == "tensorflow":
+            from hjr.core import tf_fast
 
-        x = tf.cast(inputs, "float32")  # as Keras: statistics in float32
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            x,
-            tf.cast(self.gamma, "float32"),
-            tf.cast(self.beta, "float32"),
-            epsilon=self.epsilon,
-            is_training=True,
-        )
-        # The op returns the unbiased variance (n - 1); Keras keeps the biased.
-        count = tf.cast(tf.size(x) // tf.shape(x)[-1], "float32")
-        variance = variance * (count - 1.0) / count
-        momentum = self.momentum
-        self.moving_mean.assign(self.moving_mean * momentum + mean * (1 - momentum))
-        self.moving_variance.assign(
-            self.moving_variance * momentum + variance * (1 - momentum)
-        )
-        return tf.cast(y, self.compute_dtype)
-
-    def _fusable(self, inputs, mask):
-        if keras.backend.backend() != "tensorflow" or mask is not None:
-            return False
-        if len(inputs.shape) != 4 or self.axis not in (-1, 3) or self.renorm:
-            return False
-        if not (self.center and self.scale):
-            return False
-        import tensorflow as tf
-
-        replica = tf.distribute.get_replica_context()
-        return replica is not None and replica.num_replicas_in_sync == 1
+            if tf_fast.fusable(self, inputs, mask):
+                return tf_fast.batch_norm_training(self, inputs)
+        return super().call(inputs, training=training, mask=mask)
 
 
 def _conv_bn(x, filters, kernel, stride, name, relu=True):
@@ -241,9 +211,9 @@ def tiny_features(x, depth=1, unet=False):
 
     A 4x4 stride-4 stem, then two stages that halve the resolution, each of
     `depth` residual blocks (two 3x3 convs; the first block strides, with a 1x1
-    projection shortcut). depth 1 (`tiny`) is sized for a training step of batch
-    32 on 2 CPU cores; depth 2 (`small`, the quick preset's for fc) took 1.4 times as
-    long in the quick preset's fc runs (docs/benchmarks.md).
+    projection shortcut). depth 1 (`tiny`) is sized for training on a few CPU
+    cores; depth 2 (`small`, the quick preset's for fc) learns the fc head better
+    for a longer step.
 
     `unet` (`tiny_unet`): a stem of two 3x3 stride-2 convolutions (16, then 32
     channels: the stride-4 features it passes to the decoder see a 7x7 patch

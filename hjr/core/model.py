@@ -1,7 +1,7 @@
 """Models: an encoder, a head, and the Keras model that trains them with fit().
 
 `build_model(conf)` returns the network `hjr_<head>`: input `images` float32
-[B, S, S, 3] RGB 0..255 (preprocessing inside), outputs a dict with `keypoints`
+[B, 128, 128, 3] RGB 0..255 (preprocessing inside), outputs a dict with `keypoints`
 [B, 21, 2] (and `maps` for the map heads). `HandTrainer` wraps it for compile/fit:
 augmentation of the batch, the head's loss with labels encoded on the device, and
 the keypoint metrics, all inside the one (optionally XLA-compiled) step.
@@ -16,9 +16,10 @@ them.
 import keras
 from keras import ops
 
+from data_pipeline.keypoints import CROP_SIZE
+from hjr.config import complete
 from hjr.core.augment import augment_batch
 from hjr.core.backbones import build_encoder
-from hjr.config import complete
 from hjr.core.heads import HEADS
 from hjr.core.metrics import keras_metrics
 
@@ -26,9 +27,8 @@ from hjr.core.metrics import keras_metrics
 def build_model(conf: dict) -> keras.Model:
     """The network described by conf (hjr.config; missing keys take the defaults)."""
     conf = complete(conf)
-    size = conf["input_size"]
-    images = keras.Input((size, size, 3), name="images")
-    encoder = build_encoder(conf["backbone"], conf["weights"], size)
+    images = keras.Input((CROP_SIZE, CROP_SIZE, 3), name="images")
+    encoder = build_encoder(conf["backbone"], conf["weights"], CROP_SIZE)
     outputs = HEADS[conf["head"]].outputs(encoder(images), conf)
     return keras.Model(images, outputs, name=f"hjr_{conf['head']}")
 

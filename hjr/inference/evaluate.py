@@ -23,7 +23,6 @@ import numpy as np
 
 from data_pipeline.files import atomic_path, write_png
 from data_pipeline.keypoints import JOINT_NAMES
-
 from hjr.draw import draw_keypoints, figure_image, new_figure, titled_grid
 
 AUC_MAX_PX = 30.0
@@ -229,3 +228,67 @@ def write_report(
             )
         )
     return tuple(written)
+
+
+def evaluate_split(
+    source,
+    split="validation",
+    model=None,
+    predictions_csv=None,
+    tta=True,
+    batch_size=64,
+    crop="biased",
+    data_dir=None,
+    json_path=None,
+):
+    """`hjr evaluate`: score a split's predictions, from `model` (a run folder or
+    an export, hjr.inference.predictors) or from a CSV in the submission format,
+    with the mean training keypoints' kaggle_mse beside them (the split's own mean
+    where the source has no training split); with json_path, write the report
+    there. Returns (the scores, the paths written)."""
+    from data_pipeline.errors import UserError
+    from data_pipeline.kaggle_csv import read_keypoints_csv
+    from data_pipeline.pipeline import (
+        has_visibility,
+        is_labelled,
+        open_split,
+        read_split,
+    )
+    from hjr import runs
+    from hjr.inference.predict import predict
+
+    builder, count = open_split(source, split, crop, data_dir)
+    if not is_labelled(builder, split):
+        raise UserError(f"{source} has no labels for it", "split", split)
+    if model is not None:
+        where = dict(crop=crop, data_dir=data_dir)
+        ids, predictions, _ = predict(model, source, split, tta, batch_size, **where)
+        given = ("model", model)
+    else:
+        ids, predictions = read_keypoints_csv(predictions_csv)
+        given = ("predictions", predictions_csv)
+    where = dict(crop=crop, data_dir=data_dir)
+    truth = read_split(source, split, ("id", "keypoints", "visible"), **where)
+    if sorted(ids.tolist()) != truth["id"].tolist():
+        raise UserError(
+            f"{len(ids)} rows with Ids that are not the {count} Ids of the {split} "
+            "split",
+            *given,
+        )
+    rows = np.searchsorted(truth["id"], ids)
+    labels = truth["keypoints"][rows]
+    visible = truth["visible"][rows] if has_visibility(builder) else None
+    result = scores(predictions, labels, visible)
+    try:
+        mean = runs.mean_keypoints(source, crop, data_dir)
+    except UserError:
+        mean = labels.mean(axis=0)
+    result["mean_predictor_kaggle_mse"] = runs.mean_predictor_mse(labels, mean)
+    if not json_path:
+        return result, []
+
+    def images(chosen):
+        return read_split(source, split, ("image",), chosen, **where)["image"]
+
+    paths = write_report(json_path, result, predictions, labels, ids, visible, images)
+    return result, paths

@@ -37,16 +37,19 @@ import tensorflow as tf
 
 from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path
-from data_pipeline.keypoints import JOINT_NAMES
-
+from data_pipeline.keypoints import CROP_SIZE, JOINT_NAMES
+from hjr import runs
 from hjr.config import CALIBRATION_CROPS
-from hjr.config import EXPORT_FORMATS as FORMATS
-from hjr.config import QUANTIZATIONS
-from hjr.inference.predict import is_saved_model, predict_keypoints
+from hjr.inference.runtimes import (
+    MARKER,
+    SUFFIXES,
+    check_out,
+    info_path,
+    is_saved_model,
+    open_exported,
+)
+from hjr.inference.tta import predict_keypoints
 from hjr.quiet import converter_output
-
-MARKER = "hjr.json"
-SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 
 
 def _resized_keypoints(net, images, size, tta):
@@ -55,43 +58,6 @@ def _resized_keypoints(net, images, size, tta):
     scale = tf.cast(tf.stack([shape[2], shape[1]]), tf.float32) / float(size)
     resized = tf.image.resize(tf.cast(images, tf.float32), [size, size])
     return predict_keypoints(net, resized, tta) * scale
-
-
-def check_out(
-    out, fmt: str = "savedmodel", overwrite: bool = False, quantize: str = None
-) -> Path:
-    """The output path `out` of an export in format `fmt` (quantized as
-    `quantize`: tflite only), checked before any work: an existing path is
-    refused unless `overwrite`, and even then a folder that is not an earlier hjr
-    export is left alone (UserError)."""
-    if fmt not in FORMATS:
-        raise UserError(f"expected one of {', '.join(FORMATS)}", "format", fmt)
-    if quantize is not None and fmt != "tflite":
-        raise UserError(f"only for --format tflite, not {fmt}", "quantize", quantize)
-    if quantize not in (None, *QUANTIZATIONS):
-        raise UserError(
-            f"expected one of {', '.join(QUANTIZATIONS)}", "quantize", quantize
-        )
-    out = Path(out)
-    wrong = [f for f, suffix in SUFFIXES.items() if f != fmt and out.suffix == suffix]
-    if wrong:
-        raise UserError(f"a {wrong[0]} file's name; this is --format {fmt}", "out", out)
-    if not os.path.lexists(out):
-        return out
-    if not overwrite:
-        raise UserError("exists; pass --overwrite to replace it", "out", out)
-    if fmt == "savedmodel":
-        if not out.is_dir():
-            raise UserError(
-                "exists and is not a folder; a SavedModel is one", "out", out
-            )
-        if not (out / MARKER).is_file() and any(out.iterdir()):
-            raise UserError(
-                "exists and is not an hjr export; choose another folder", "out", out
-            )
-    elif out.is_dir():
-        raise UserError(f"is a folder; the {fmt} export is one file", "out", out)
-    return out
 
 
 def export_network(
@@ -122,7 +88,7 @@ def export_network(
             net, out, conf, tta, fmt, quantize, calibration, validation, verbose, log
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    size = int(conf.get("input_size", 128))
+    size = CROP_SIZE
     square = tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")
     any_size = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
 
@@ -275,17 +241,11 @@ def _temp_file(out: Path) -> Path:
     return Path(tmp)
 
 
-def info_path(out) -> Path:
-    """The JSON beside an exported file: `<file>.json`."""
-    out = Path(out)
-    return out.with_name(out.name + ".json")
-
-
 def _export_file(
     net, out, conf, tta, fmt, quantize, calibration, validation, verbose, log
 ):
     log = log or (lambda line: None)
-    size = int(conf.get("input_size", 128))
+    size = CROP_SIZE
     out.parent.mkdir(parents=True, exist_ok=True)
     model, spec = _serving(net, size, tta)
     temps = [_temp_file(out)]
@@ -352,57 +312,6 @@ def _export_file(
     return out
 
 
-class ExportedModel:
-    """An exported ONNX or LiteRT file in its own runtime (onnxruntime; the LiteRT
-    interpreter of ai_edge_litert): keypoints of uint8 crops [N, 128, 128, 3]."""
-
-    def __init__(self, path, threads: int = None):
-        self.path = Path(path)
-        self.format = "onnx" if self.path.suffix == ".onnx" else "tflite"
-        threads = threads or os.cpu_count()
-        if self.format == "onnx":
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.log_severity_level = 3
-            self._session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-            self._input = self._session.get_inputs()[0].name
-        else:
-            from ai_edge_litert.interpreter import Interpreter
-
-            with converter_output():  # "INFO: Created TensorFlow Lite XNNPACK..."
-                self._interpreter = Interpreter(
-                    model_path=str(path), num_threads=threads
-                )
-                self._runner = self._interpreter.get_signature_runner()
-                shape = self._runner.get_input_details()["images"]["shape"]
-                self._runner(images=np.zeros((1, *shape[1:]), np.uint8))
-
-    def keypoints(self, images, batch_size: int = 64) -> np.ndarray:
-        images = np.asarray(images, np.uint8)
-        parts = [
-            self._run(images[i : i + batch_size])
-            for i in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(parts) if parts else np.zeros((0, 21, 2), np.float32)
-
-    def _run(self, images):
-        if self.format == "onnx":
-            return self._session.run(["keypoints"], {self._input: images})[0]
-        return self._runner(images=images)["keypoints"]
-
-
-def open_exported(path, threads: int = None) -> ExportedModel:
-    """An ONNX (.onnx) or LiteRT (.tflite) file of `hjr export`, ready to run."""
-    path = Path(path)
-    if path.suffix not in SUFFIXES.values() or not path.is_file():
-        raise UserError(f"{path}: not an exported .onnx or .tflite file")
-    return ExportedModel(path, threads)
-
-
 def split_arrays(source, split, count, crop="biased", data_dir=None):
     """(crops uint8 [n, S, S, 3], keypoints [n, 21, 2]) of the first `count`
     samples (or all) of a prepared split, in the pipeline's order."""
@@ -437,14 +346,11 @@ def export(
     a quantized export is scored on its validation split where it has one."""
     from data_pipeline.sources import parse_source
 
-    from hjr.config import load_config
-    from hjr.training.train import load_network
-
     check_out(out, fmt, overwrite, quantize)  # before the network loads
     if Path(model).suffix in SUFFIXES.values() or is_saved_model(model):
         raise UserError("already an export; give a run folder", "model", model)
-    conf = load_config(model)
-    net = load_network(model)
+    conf = runs.load_config(model)
+    net = runs.load_network(model)
     calibration = validation = None
     if quantize is not None:
         source = parse_source(data or conf["data"])

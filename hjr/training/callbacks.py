@@ -1,12 +1,11 @@
 """What a training run does at each validation: BatchNorm's moving statistics
 re-estimated first where the run asks (BatchNormRefresh), where it stops
 (StopAtStep), and what it leaves
-behind: checkpoints (latest and best, hjr.checkpoints), history.csv, the curves
+behind: checkpoints (latest and best, hjr.runs), history.csv, the curves
 PNG and, where TensorFlow is installed, a few validation images with predicted
 joints in TensorBoard."""
 
 import importlib.util
-import json
 import math
 
 import keras
@@ -14,8 +13,7 @@ import numpy as np
 from keras import ops
 
 from data_pipeline.files import atomic_path, write_png
-
-from hjr import checkpoints
+from hjr import runs
 from hjr.draw import draw_keypoints, figure_image, new_figure
 
 CURVES = ("loss", "kaggle_mse", "mean_joint_distance")
@@ -78,7 +76,7 @@ def refresh_batch_norm(model, batches):
     momentum of k / (k + 1) at the k-th batch (from 0) makes that the average."""
     norms = [
         layer
-        for layer in model._flatten_layers(include_self=False)
+        for layer in _all_layers(model)
         if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
     ]
     momenta = [layer.momentum for layer in norms]
@@ -92,6 +90,13 @@ def refresh_batch_norm(model, batches):
             layer.momentum = momentum
 
 
+def _all_layers(model):
+    """Every layer inside `model`, nested models' layers included."""
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        yield from _all_layers(layer)
+
+
 class RunRecorder(keras.callbacks.Callback):
     """At the end of each fit() epoch (one validation interval)."""
 
@@ -100,12 +105,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.run_dir = run_dir
         self.preview = preview  # (images, keypoints) of a few validation samples
         self.rows = list(history)
-        best_file = run_dir / "best.json"
-        self.best_value = (
-            json.loads(best_file.read_text())["val_kaggle_mse"]
-            if best_file.exists()
-            else math.inf
-        )
+        self.best_value = runs.best_value(run_dir)
         self.writer = None
         if preview is not None and importlib.util.find_spec("tensorflow"):
             import tensorflow as tf
@@ -117,17 +117,15 @@ class RunRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
-        folder = self.run_dir / "checkpoints"
         net = self.model.net
-        checkpoints.save(folder / "latest", step, net, self.model.optimizer)
+        runs.save_checkpoint(self.run_dir, "latest", step, net, self.model.optimizer)
         value = logs.get("val_kaggle_mse", math.inf)
         if value < self.best_value:
             self.best_value = value
-            checkpoints.save(folder / "best", step, net, keep=1)
-            with atomic_path(self.run_dir / "best.json") as tmp:
-                tmp.write_text(json.dumps({"step": step, **_floats(logs)}, indent=2))
+            runs.save_checkpoint(self.run_dir, "best", step, net)
+            runs.save_best(self.run_dir, step, _floats(logs))
         self.rows.append({"step": step, **_floats(logs)})
-        write_history(self.run_dir, self.rows, _baseline(self.run_dir))
+        write_history(self.run_dir, self.rows, runs.read_baseline(self.run_dir))
         if self.writer is not None:
             self._log_images(step)
 
@@ -154,15 +152,6 @@ class RunRecorder(keras.callbacks.Callback):
 
 def _floats(logs):
     return {k: float(v) for k, v in logs.items()}
-
-
-def _baseline(run_dir):
-    path = run_dir / "baseline.json"
-    return (
-        json.loads(path.read_text())["mean_predictor_kaggle_mse"]
-        if path.exists()
-        else None
-    )
 
 
 def write_history(run_dir, rows, baseline=None):

@@ -11,12 +11,10 @@ subclass with what tf.distribute needs (hjr.core.model stays backend-agnostic).
 """
 
 import contextlib
-import os
 
 import keras
 
 from data_pipeline.errors import UserError
-
 from hjr.config import STRATEGIES
 from hjr.core.model import HandTrainer
 
@@ -86,13 +84,17 @@ def use_jit(flag: str, strategy) -> bool:
         return flag == "on"
     if backend() == "jax":  # JAX without jit runs op by op: far slower anywhere
         return True
-    if isinstance(strategy, LocalDevices):
-        devices = strategy.devices
-    else:
-        from hjr.training import tf_distribute
+    names = devices(strategy)
+    return any(kind in d.upper() for d in names for kind in ("GPU", "TPU", "CUDA"))
 
-        devices = tf_distribute.devices(strategy)
-    return any(kind in d.upper() for d in devices for kind in ("GPU", "TPU", "CUDA"))
+
+def devices(strategy) -> list:
+    """The names of the devices a strategy computes on."""
+    if isinstance(strategy, LocalDevices):
+        return [str(d) for d in strategy.devices]
+    from hjr.training import tf_distribute
+
+    return [str(d) for d in tf_distribute.devices(strategy)]
 
 
 def trainer_class(strategy):
@@ -113,7 +115,3 @@ def is_chief(strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-def tpu_present() -> bool:
-    return bool(os.environ.get("TPU_NAME")) or os.path.exists("/dev/accel0")

@@ -11,8 +11,8 @@ import keras
 from keras import ops
 
 from hjr.config import WITH_BETA_2, augmentation
-from hjr.training.distribute import trainer_class, use_jit
 from hjr.core.model import build_model
+from hjr.training.distribute import trainer_class, use_jit
 
 OPTIMIZERS = {
     "rmsprop": keras.optimizers.RMSprop,

@@ -6,7 +6,6 @@ import os
 import tensorflow as tf
 
 from data_pipeline.errors import UserError
-
 from hjr.core.model import HandTrainer
 
 
@@ -40,8 +39,6 @@ def _multi_worker_strategy():
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """auto: a TPU if one is attached, several GPUs mirrored, else one device
     (the GPU, or the CPU)."""
-    from hjr.training.distribute import tpu_present
-
     if name == "multi-worker":
         # Before anything that initialises TF's runtime (listing devices does):
         # collective ops can only be configured at program startup.
@@ -56,6 +53,10 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
 
 
+def tpu_present() -> bool:
+    return bool(os.environ.get("TPU_NAME")) or os.path.exists("/dev/accel0")
+
+
 def devices(strategy) -> list:
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return ["TPU"]
@@ -64,10 +65,10 @@ def devices(strategy) -> list:
 
 def _multi_worker(strategy) -> bool:
     """Whether strategy is a MultiWorkerMirroredStrategy over several workers."""
-    return (
-        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        and strategy.extended._in_multi_worker_mode()
-    )
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    tasks = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(addresses) for addresses in tasks.values()) > 1
 
 
 class TFHandTrainer(HandTrainer):

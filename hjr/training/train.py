@@ -1,13 +1,10 @@
 """`hjr train`: fit a model on a source, with checkpoints, resume and TensorBoard.
 
-run(run_dir, preset, overrides[, resume]) -> run_dir starts or resumes a run (the
-configuration from hjr.config.configure); train(conf, run_dir) trains a resolved
-configuration. The run folder holds config.json, checkpoints/
-(latest and best, by validation kaggle_mse), best.json, history.csv, curves.png and
-logs/ (TensorBoard: scalars and validation images with predicted joints).
+run(run_dir, preset, overrides[, resume]) -> run_dir starts or resumes a run (its
+configuration from hjr.runs.run_config); train(conf, run_dir) trains a resolved
+configuration. What the run folder holds is hjr.runs'.
 """
 
-import json
 import os
 import shutil
 import tempfile
@@ -18,16 +15,17 @@ import numpy as np
 from keras import ops
 
 from data_pipeline.errors import UserError
-from data_pipeline.files import atomic_path
 from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source
-
-from hjr import checkpoints
-from hjr.training.callbacks import BatchNormRefresh, RunRecorder, StopAtStep, read_history
-from hjr.config import configure, load_config, save_config
-from hjr.training.distribute import LocalDevices, is_chief, make_strategy
-from hjr.core.metrics import kaggle_mse
+from hjr import checkpoints, runs
 from hjr.core.model import build_model
+from hjr.training.callbacks import (
+    BatchNormRefresh,
+    RunRecorder,
+    StopAtStep,
+    read_history,
+)
+from hjr.training.distribute import LocalDevices, devices, is_chief, make_strategy
 from hjr.training.step import build_trainer, schedule
 
 PREVIEW_IMAGES = 4
@@ -61,7 +59,7 @@ def run(
     """Start a run in run_dir (preset and overrides as hjr.config.configure takes
     them) or, with resume, continue the run there (overrides: only what a resumed
     run may change). data_dir: where prepared sources live on this machine."""
-    conf = configure(preset, overrides, resume=run_dir if resume else None)
+    conf = runs.run_config(run_dir, preset, overrides, resume)
     return train(conf, run_dir, resume, dry_run, data_dir)
 
 
@@ -114,52 +112,44 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
     keras.utils.set_random_seed(conf["seed"])
     source = parse_source(conf["data"])
     every, total = schedule(conf)
+    where = dict(crop=conf["crop"], data_dir=data_dir, options=_data_options())
     train_ds = make_dataset(
-        source,
-        "train",
-        conf["batch_size"],
-        training=True,
-        seed=conf["seed"],
-        crop=conf["crop"],
-        data_dir=data_dir,
-        options=_data_options(),
+        source, "train", conf["batch_size"], training=True, seed=conf["seed"], **where
     )
-    val_ds = make_dataset(
-        source,
-        "validation",
-        conf["batch_size"],
-        crop=conf["crop"],
-        data_dir=data_dir,
-        options=_data_options(),
-    )
+    val_ds = make_dataset(source, "validation", conf["batch_size"], **where)
     run_dir.mkdir(parents=True, exist_ok=True)
     # A resumed run loads its last checkpoint; one that stopped before its first
     # starts as a new run does, from its initial weights (ImageNet's).
-    latest = checkpoints.latest(run_dir / "checkpoints" / "latest") if resume else None
+    latest = runs.checkpoint(run_dir, "latest") if resume else None
     build_conf = conf if latest is None else dict(conf, weights="none")
     net, trainer = build_trainer(build_conf, strategy)
     if latest is not None:
         with strategy.scope():
             checkpoints.restore(latest, net, trainer.optimizer)
-    save_config(conf, run_dir)
-    _record_environment(run_dir, strategy)
-    if not (run_dir / "baseline.json").exists():
-        mean = baseline(source, data_dir=data_dir, crop=conf["crop"])
-        with atomic_path(run_dir / "baseline.json") as tmp:
-            tmp.write_text(json.dumps(mean, indent=2) + "\n")
+    runs.save_config(conf, run_dir)
+    runs.save_environment(
+        run_dir, keras.backend.backend(), keras.__version__, devices(strategy)
+    )
+    validation = {"image": [], "keypoints": []}
+    for batch in val_ds.as_numpy_iterator():
+        for key, values in validation.items():
+            values.append(batch[key])
+    validation = {key: np.concatenate(values) for key, values in validation.items()}
+    if runs.read_baseline(run_dir) is None:
+        mean = runs.mean_keypoints(source, conf["crop"], data_dir)
+        value = runs.mean_predictor_mse(validation["keypoints"], mean)
+        runs.save_baseline(run_dir, value)
         print(
-            f"hjr: predicting the mean training keypoints scores val kaggle_mse "
-            f"{mean['mean_predictor_kaggle_mse']:.1f}"
+            "hjr: predicting the mean training keypoints scores val kaggle_mse "
+            f"{value:.1f}"
         )
     start = int(ops.convert_to_numpy(trainer.optimizer.iterations))
     if start >= total:
         print(f"hjr: {run_dir} already trained {start} of {total} steps")
         return run_dir
-    preview = next(iter(val_ds.unbatch().batch(PREVIEW_IMAGES)))
+    preview = tuple(validation[k][:PREVIEW_IMAGES] for k in ("image", "keypoints"))
     recorder = RunRecorder(
-        run_dir,
-        preview=(preview["image"].numpy(), preview["keypoints"].numpy()),
-        history=read_history(run_dir) if resume else (),
+        run_dir, preview=preview, history=read_history(run_dir) if resume else ()
     )
     callbacks = [
         StopAtStep(total),
@@ -190,10 +180,10 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
 
 
 def bn_refresh_batches(conf, data_dir=None) -> list:
-    """The batches a run re-estimates BatchNorm from (hjr.training.callbacks.BatchNormRefresh)
-    before each validation: its first bn_refresh training crops, as the trainer
-    takes them (augmented in its step), the same at every validation: as few
-    batches of at most BN_REFRESH_BATCH as hold them, of equal size but the last."""
+    """The batches a run re-estimates BatchNorm from (BatchNormRefresh) before each
+    validation: its first bn_refresh training crops, as the trainer takes them
+    (augmented in its step), the same at every validation: as few batches of at
+    most BN_REFRESH_BATCH as hold them, of equal size but the last."""
     images = conf["bn_refresh"]
     count = -(-images // BN_REFRESH_BATCH)
     size = -(-images // count)
@@ -216,55 +206,3 @@ def bn_refresh_batches(conf, data_dir=None) -> list:
             }
         )
     return batches
-
-
-def _record_environment(run_dir, strategy):
-    """environment.json: the backend and devices that (last) trained the run."""
-    devices = getattr(strategy, "devices", None)
-    if devices is None:
-        from hjr.training.tf_distribute import devices as tf_devices
-
-        devices = tf_devices(strategy)
-    record = {
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "devices": [str(d) for d in devices],
-    }
-    with atomic_path(run_dir / "environment.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-
-
-def load_network(run_dir, which: str = "best") -> keras.Model:
-    """The trained network of a run folder (best or latest checkpoint)."""
-    run_dir = Path(run_dir)
-    conf = load_config(run_dir)
-    folder = run_dir / "checkpoints" / which
-    path = checkpoints.latest(folder)
-    if path is None:
-        raise UserError(f"{run_dir}: no {which} checkpoint in {folder}")
-    net = build_model(dict(conf, weights="none"))
-    checkpoints.restore(path, net)
-    return net
-
-
-def mean_keypoints(source, data_dir=None, crop="biased"):
-    """The mean training keypoints [21, 2]: the baseline that predicts them always."""
-    total, count = 0.0, 0
-    for batch in make_dataset(source, "train", 256, crop=crop, data_dir=data_dir):
-        total = total + batch["keypoints"].numpy().sum(axis=0)
-        count += len(batch["keypoints"])
-    return np.asarray(total / count, np.float32)
-
-
-def baseline(source, split="validation", data_dir=None, crop="biased") -> dict:
-    """kaggle_mse on a split of always predicting the mean training keypoints."""
-    mean = mean_keypoints(source, data_dir, crop)
-    errors = [
-        keras.ops.convert_to_numpy(kaggle_mse(batch["keypoints"], mean[None]))
-        for batch in make_dataset(source, split, 256, crop=crop, data_dir=data_dir)
-    ]
-    value = float(np.concatenate(errors).mean())
-    return {
-        "mean_predictor_kaggle_mse": value,
-        "mean_predictor_mse_per_coordinate": value / 2,
-    }

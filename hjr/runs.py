@@ -1,0 +1,138 @@
+"""The run folder: what `hjr train` writes and every other command reads.
+
+    config.json        the resolved configuration (hjr.config): rebuilds the model
+    checkpoints/       latest/ and best/ (hjr.checkpoints), best by val kaggle_mse
+    best.json          the best validation metrics and their step
+    baseline.json      val kaggle_mse of always predicting the mean training keypoints
+    environment.json   the Keras backend, its version and the devices that trained it
+    history.csv, curves.png, logs/   written by hjr.training.callbacks
+
+This module is the one place that knows these names: starting or resuming a run's
+configuration, loading its network, its best and baseline figures.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from data_pipeline.errors import UserError
+from data_pipeline.files import atomic_path
+from hjr import checkpoints
+from hjr.config import complete, configure, resumed
+from hjr.core.heads import HEADS
+
+CONFIG = "config.json"
+BEST = "best.json"
+BASELINE = "baseline.json"
+ENVIRONMENT = "environment.json"
+
+
+def _write_json(path: Path, value) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2) + "\n")
+    return path
+
+
+def is_run(run_dir) -> bool:
+    """Whether run_dir holds a run (its configuration)."""
+    return (Path(run_dir) / CONFIG).is_file()
+
+
+def save_config(conf: dict, run_dir) -> Path:
+    return _write_json(Path(run_dir) / CONFIG, conf)
+
+
+def load_config(run_dir) -> dict:
+    """The configuration of a run folder; UserError if it is not one."""
+    path = Path(run_dir) / CONFIG
+    if not Path(run_dir).is_dir():
+        raise UserError(f"{run_dir}: no such run folder")
+    if not path.exists():
+        raise UserError(f"{run_dir}: not a run folder (no {CONFIG})")
+    try:
+        conf = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: not a readable configuration ({error})") from None
+    if not isinstance(conf, dict) or conf.get("head") not in HEADS:
+        raise UserError(f"{path}: not an hjr run configuration (no known 'head')")
+    return complete(conf)
+
+
+def run_config(run_dir, preset=None, overrides=None, resume=False) -> dict:
+    """The configuration of a new run (hjr.config.configure), or with `resume`
+    that of the run in run_dir with the overrides it may take (hjr.config.resumed)."""
+    if resume:
+        return resumed(load_config(run_dir), preset, overrides, run_dir)
+    return configure(preset, overrides)
+
+
+def checkpoint(run_dir, which: str = "latest"):
+    """The newest complete checkpoint (`latest` or `best`) of a run, or None."""
+    return checkpoints.latest(Path(run_dir) / "checkpoints" / which)
+
+
+def save_checkpoint(run_dir, which, step, net, optimizer=None):
+    keep = 2 if which == "latest" else 1
+    folder = Path(run_dir) / "checkpoints" / which
+    return checkpoints.save(folder, step, net, optimizer, keep=keep)
+
+
+def load_network(run_dir, which: str = "best"):
+    """The trained network of a run folder (its best or latest checkpoint)."""
+    from hjr.core.model import build_model
+
+    conf = load_config(run_dir)
+    path = checkpoint(run_dir, which)
+    if path is None:
+        folder = Path(run_dir) / "checkpoints" / which
+        raise UserError(f"{run_dir}: no {which} checkpoint in {folder}")
+    net = build_model(dict(conf, weights="none"))
+    checkpoints.restore(path, net)
+    return net
+
+
+def best_value(run_dir) -> float:
+    """The best validation kaggle_mse so far, inf before the first validation."""
+    path = Path(run_dir) / BEST
+    return json.loads(path.read_text())["val_kaggle_mse"] if path.exists() else np.inf
+
+
+def save_best(run_dir, step: int, logs: dict) -> Path:
+    return _write_json(Path(run_dir) / BEST, {"step": step, **logs})
+
+
+def mean_keypoints(source, crop="biased", data_dir=None) -> np.ndarray:
+    """The mean training keypoints float32 [21, 2] of a source."""
+    from data_pipeline.pipeline import read_split
+
+    train = read_split(source, "train", ("keypoints",), crop=crop, data_dir=data_dir)
+    return train["keypoints"].astype(np.float64).mean(axis=0).astype(np.float32)
+
+
+def mean_predictor_mse(labels, mean) -> float:
+    """kaggle_mse of predicting `mean` [21, 2] for every sample of labels [N, 21, 2]."""
+    errors = np.square(np.asarray(labels, np.float64) - mean).sum(axis=-1)
+    return float(errors.mean())
+
+
+def save_baseline(run_dir, value: float) -> Path:
+    """baseline.json: the validation kaggle_mse of the mean predictor."""
+    record = {
+        "mean_predictor_kaggle_mse": value,
+        "mean_predictor_mse_per_coordinate": value / 2,
+    }
+    return _write_json(Path(run_dir) / BASELINE, record)
+
+
+def read_baseline(run_dir):
+    """The run's mean-predictor val kaggle_mse, or None before it is written."""
+    path = Path(run_dir) / BASELINE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())["mean_predictor_kaggle_mse"]
+
+
+def save_environment(run_dir, backend: str, version: str, devices) -> Path:
+    record = {"backend": backend, "keras": version, "devices": list(map(str, devices))}
+    return _write_json(Path(run_dir) / ENVIRONMENT, record)
