@@ -1,4 +1,4 @@
-"""`--data SOURCE`: which hands to read, and where their prepared TFDS copy lives.
+"""`--data SOURCE`: which hands to read (prepared by data_pipeline.store).
 
 SOURCE is `synthetic` (the default, built in), a folder holding the competition's
 `training.h5` / `testing.h5`, or a folder holding the public RHD dataset
@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import UserError
 
 SPLITS = ("train", "validation", "test")
-OPTIONS = {  # option -> (HandConfig field, which sources accept it)
+OPTIONS = {  # option -> (data_pipeline.examples.Preparation field, which sources)
     "validation": ("num_validation", ("synthetic", "kaggle", "rhd")),
     "split_seed": ("split_seed", ("synthetic", "kaggle", "rhd")),
     "train": ("num_train", ("synthetic",)),
@@ -38,7 +38,7 @@ def default_data_dir() -> Path:
 class Source:
     kind: str  # "synthetic", "kaggle" or "rhd"
     path: Path = None  # the folder of a kaggle or rhd source
-    options: dict = field(default_factory=dict)  # HandConfig field -> int
+    options: dict = field(default_factory=dict)  # Preparation field -> int
 
     def __str__(self):
         return "synthetic" if self.path is None else f"{self.kind} data in {self.path}"
@@ -102,51 +102,13 @@ def parse_source(spec: str) -> Source:
     return source
 
 
-def _fingerprint(path: Path) -> str:
-    """A short hash of the source files' paths, sizes and times: a changed file
-    gives a new prepared copy."""
-    digest = hashlib.sha1(str(path).encode())
+def fingerprint(source: Source) -> str:
+    """A short hash of a folder source's files' paths, sizes and times: a changed
+    file gives a new prepared copy."""
+    digest = hashlib.sha1(str(source.path).encode())
     patterns = ("*.h5", "RHD_published_v2/*/*.pickle", "*/*.pickle")
     for pattern in patterns:
-        for item in sorted(path.glob(pattern)):
+        for item in sorted(source.path.glob(pattern)):
             stat = item.stat()
             digest.update(f"{item}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:10]
-
-
-def builder_for(source: Source, crop: str = "biased", data_dir=None):
-    """The TFDS builder of a source in a crop mode (not prepared yet)."""
-    from . import tfds_builders as b
-
-    options = dict(source.options)
-    if source.kind == "synthetic":
-        conf = b.HandConfig(name="x", crop=crop, **options)
-        conf.name = (
-            f"{crop}_train{conf.num_train}_val{conf.num_validation}"
-            f"_test{conf.num_test}_seed{conf.seed}_split{conf.split_seed}"
-        )
-    else:
-        conf = b.HandConfig(name="x", crop=crop, **options)
-        conf.name = (
-            f"{crop}_val{conf.num_validation}_split{conf.split_seed}_"
-            + _fingerprint(source.path)
-        )
-    cls = {"synthetic": b.HjrSynthetic, "kaggle": b.HjrKaggle, "rhd": b.HjrRhd}
-    data_dir = Path(data_dir) if data_dir else default_data_dir()
-    return cls[source.kind](config=conf, data_dir=str(data_dir))
-
-
-def prepare(source: Source, crop: str = "biased", data_dir=None):
-    """The builder, prepared into the data dir on first use (with a progress bar)
-    and reused afterwards."""
-    import tensorflow_datasets as tfds
-
-    builder = builder_for(source, crop, data_dir)
-    config = tfds.download.DownloadConfig(
-        manual_dir=str(source.path) if source.path else None,
-        try_download_gcs=False,
-    )
-    if not builder.is_prepared():
-        print(f"hjr: preparing {source} ({crop} crops) into {builder.data_dir}")
-    builder.download_and_prepare(download_config=config)
-    return builder

@@ -1,5 +1,4 @@
-"""The validation split held out of a source's training samples (no TensorFlow:
-`run_scripts/sweep_gpu.py` makes the same splits where only NumPy is installed)."""
+"""The validation split held out of a source's training samples."""
 
 import numpy as np
 

@@ -217,8 +217,9 @@ def _bench_parser(commands):
         help="measure throughput and memory here",
         description="The input pipeline, training per head, prediction and memory "
         "(TensorFlow backend); or, with --train-step, the training step alone on "
-        "any Keras backend (KERAS_BACKEND), without TensorFlow; or, with --export "
-        "RUN, the size and latency of a run's exported files.",
+        "any Keras backend (KERAS_BACKEND), without TensorFlow; or, with --loader, "
+        "the input loader alone (without TensorFlow); or, with --export RUN, the "
+        "size and latency of a run's exported files.",
     )
     bench.add_argument("--json", help="also write the figures here")
     bench.add_argument(
@@ -226,6 +227,18 @@ def _bench_parser(commands):
         metavar="RUN",
         help="instead: the run's SavedModel, ONNX and LiteRT (float32, float16) "
         "files and its Keras network: size, latency of 1 image and of 32",
+    )
+    loader = bench.add_argument_group("--loader")
+    loader.add_argument(
+        "--loader",
+        action="store_true",
+        help="time the training batches of --data alone (also --batch-size, "
+        "--timed-steps, --repeats)",
+    )
+    loader.add_argument("--data", default="synthetic", help=DATA_HELP)
+    loader.add_argument("--data-dir", default=None, help="where prepared sources live")
+    loader.add_argument(
+        "--workers", type=_positive, default=4, help="loader threads (default 4)"
     )
     step = bench.add_argument_group("--train-step")
     step.add_argument(
@@ -381,13 +394,14 @@ def _train(args, verbose):
 
 
 def _prepare(args, verbose):
-    from data_pipeline.sources import parse_source, prepare
+    from data_pipeline.sources import parse_source
+    from data_pipeline.store import folder_for, prepare
 
-    start_tensorflow(verbose)
     source = parse_source(args.data)
-    builder = prepare(source, args.crop, args.data_dir)
-    sizes = ", ".join(f"{k} {v.num_examples}" for k, v in builder.info.splits.items())
-    print(f"hjr: {source} ({args.crop} crops) in {builder.data_dir}: {sizes}")
+    info = prepare(source, args.crop, args.data_dir)
+    sizes = ", ".join(f"{k} {v}" for k, v in info["splits"].items())
+    folder = folder_for(source, args.crop, args.data_dir)
+    print(f"hjr: {source} ({args.crop} crops) in {folder}: {sizes}")
 
 
 def _browse(args, verbose):
@@ -466,6 +480,7 @@ def _export(args, verbose):
     from hjr.inference.runtimes import check_out, info_path
 
     check_out(args.out, args.format, args.overwrite, args.quantize)
+    _need_tensorflow("hjr export (its converters are TensorFlow's)")
     start_tensorflow(verbose)
     from hjr.inference.export import export
 
@@ -510,8 +525,25 @@ def _export(args, verbose):
 def _bench(args, verbose):
     if args.json and not os.path.isdir(os.path.dirname(args.json) or "."):
         raise UserError("its folder does not exist", "json", args.json)
-    if args.export and args.train_step:
-        raise UserError("--export and --train-step: give one of them")
+    modes = [m for m in ("export", "train_step", "loader") if getattr(args, m)]
+    if len(modes) > 1:
+        flags = " and ".join("--" + m.replace("_", "-") for m in modes)
+        raise UserError(f"{flags}: give one of them")
+    if args.loader:
+        from data_pipeline.sources import parse_source
+        from hjr.apps.bench_loader import bench_loader
+
+        source = parse_source(args.data)
+        result = bench_loader(
+            source,
+            data_dir=args.data_dir,
+            batch_size=args.batch_size,
+            timed_steps=args.timed_steps,
+            repeats=args.repeats,
+            workers=args.workers,
+        )
+        _print_json(result, args.json)
+        return
     if args.train_step:  # on any Keras backend, without TensorFlow
         from hjr.apps.bench_step import bench_train_step
 
@@ -527,6 +559,7 @@ def _bench(args, verbose):
         )
         _print_json(result, args.json)
         return
+    _need_tensorflow("hjr bench (but --train-step and --loader)")
     start_tensorflow(verbose)
     if args.export:
         from hjr.apps.bench_formats import bench_export
@@ -538,6 +571,13 @@ def _bench(args, verbose):
     print(bench.table(bench.bench(args.quick, args.backbone, args.heads, args.json)))
     if args.json:
         print(f"hjr bench: figures in {args.json}")
+
+
+def _need_tensorflow(what):
+    from hjr.quiet import has_tensorflow
+
+    if not has_tensorflow():
+        raise UserError(f"{what} needs TensorFlow: pip install tensorflow")
 
 
 def _print_json(result, path):

@@ -12,6 +12,7 @@ warnings, any other line) is passed on. `HJR_VERBOSE=1` or `hjr -v` keeps it all
 """
 
 import contextlib
+import importlib.util
 import logging
 import os
 import re
@@ -38,6 +39,15 @@ NOISE = re.compile(
 
 def verbose_from_env() -> bool:
     return os.environ.get("HJR_VERBOSE", "") not in ("", "0")
+
+
+def has_tensorflow() -> bool:
+    """Whether TensorFlow is installed here (hjr runs without it, but for
+    SavedModels, its exporters and TensorBoard's summaries); imports nothing."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # a blocked or broken install
+        return False
 
 
 def start_tensorflow(verbose: bool = False) -> None:

@@ -8,7 +8,8 @@
     history.csv, curves.png, logs/   written by hjr.training.callbacks
 
 This module is the one place that knows these names: starting or resuming a run's
-configuration, loading its network, its best and baseline figures.
+configuration, loading its network, its best and baseline figures. Importing it
+starts no Keras backend (the CLI checks a resumed run's flags before).
 """
 
 import json
@@ -18,7 +19,6 @@ import numpy as np
 
 from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path
-from hjr import checkpoints
 from hjr.config import complete, configure, resumed
 from hjr.core.heads import HEADS
 
@@ -69,10 +69,14 @@ def run_config(run_dir, preset=None, overrides=None, resume=False) -> dict:
 
 def checkpoint(run_dir, which: str = "latest"):
     """The newest complete checkpoint (`latest` or `best`) of a run, or None."""
+    from hjr import checkpoints
+
     return checkpoints.latest(Path(run_dir) / "checkpoints" / which)
 
 
 def save_checkpoint(run_dir, which, step, net, optimizer=None):
+    from hjr import checkpoints
+
     keep = 2 if which == "latest" else 1
     folder = Path(run_dir) / "checkpoints" / which
     return checkpoints.save(folder, step, net, optimizer, keep=keep)
@@ -80,6 +84,7 @@ def save_checkpoint(run_dir, which, step, net, optimizer=None):
 
 def load_network(run_dir, which: str = "best"):
     """The trained network of a run folder (its best or latest checkpoint)."""
+    from hjr import checkpoints
     from hjr.core.model import build_model
 
     conf = load_config(run_dir)
@@ -104,10 +109,10 @@ def save_best(run_dir, step: int, logs: dict) -> Path:
 
 def mean_keypoints(source, crop="biased", data_dir=None) -> np.ndarray:
     """The mean training keypoints float32 [21, 2] of a source."""
-    from data_pipeline.pipeline import read_split
+    from data_pipeline.store import open_split
 
-    train = read_split(source, "train", ("keypoints",), crop=crop, data_dir=data_dir)
-    return train["keypoints"].astype(np.float64).mean(axis=0).astype(np.float32)
+    train = open_split(source, "train", crop, data_dir)
+    return train.keypoints.astype(np.float64).mean(axis=0).astype(np.float32)
 
 
 def mean_predictor_mse(labels, mean) -> float:

@@ -117,20 +117,34 @@ def test_train_step_bench_runs_without_tensorflow(tmp_path):
         assert np.isfinite(entry["final_loss"]) and entry["jit"] is True, head
 
 
-def test_a_run_trained_on_jax_predicts_the_same_on_tensorflow(tmp_path, data_dir):
+def test_without_tensorflow_prepare_train_predict_evaluate_then_tensorflow_agrees(
+    tmp_path, data_dir
+):
+    """Where TensorFlow and TensorFlow Datasets cannot be imported, on JAX: the
+    whole flow of a user; then TensorFlow predicts the same from that run."""
     run = tmp_path / "run"
     common = ["--data", SMALL_SYNTHETIC, "--data-dir", data_dir]
+    without = ("tensorflow", "tensorflow_datasets")
+    proc = _hjr(["prepare", *common], "jax", without)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "train 40, validation 8, test 8" in proc.stdout
     argv = ["train", "--preset", "quick", "--head", "scoremap", "--steps", "4"]
     argv += ["--eval-every", "2", "--batch-size", "8", "--out", run, *common]
-    proc = _hjr(argv, "jax")
+    proc = _hjr(argv, "jax", without)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Keras jax backend" in proc.stdout
     assert json.loads((run / "environment.json").read_text())["backend"] == "jax"
+    assert pd.read_csv(run / "history.csv")["step"].tolist() == [2, 4]
+    metrics = tmp_path / "metrics.json"
+    argv = ["evaluate", "--model", run, *common, "--json", metrics]
+    proc = _hjr(argv, "jax", without)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert np.isfinite(json.loads(metrics.read_text())["kaggle_mse"])
     csvs = {}
-    for backend in ("jax", "tensorflow"):
+    for backend, blocked in (("jax", without), ("tensorflow", ())):
         csvs[backend] = tmp_path / f"{backend}.csv"
         argv = ["predict", "--model", run, *common, "--out", csvs[backend]]
-        proc = _hjr(argv, backend)
+        proc = _hjr(argv, backend, blocked)
         assert proc.returncode == 0, (backend, proc.stderr[-3000:])
     jax, tf = (pd.read_csv(csvs[b]) for b in ("jax", "tensorflow"))
     assert jax.shape == tf.shape == (8, 43)

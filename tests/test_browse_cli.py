@@ -11,7 +11,8 @@ from datagen import random_frames, write_h5, write_rhd_tree
 from data_pipeline.files import read_png
 from data_pipeline.kaggle_csv import read_keypoints_csv
 from data_pipeline.kaggle_h5 import write_kaggle_files
-from data_pipeline.sources import parse_source, prepare
+from data_pipeline.sources import parse_source
+from data_pipeline.store import prepare
 from hjr.cli import main
 
 
@@ -50,7 +51,6 @@ def check_outputs(out, num, labelled=True):
 
 def test_browse_synthetic_matches_the_pipeline(tmp_path, data_dir):
     from data_pipeline.pipeline import make_dataset
-    from data_pipeline.sources import parse_source
 
     assert browse(SMALL_SYNTHETIC, tmp_path / "b", data_dir, "--num", "5") == 0
     images, ids, keypoints = check_outputs(tmp_path / "b", 5)
@@ -103,9 +103,8 @@ def hold_out_lines(text):
 
 
 def split_sizes(data, data_dir):
-    builder = prepare(parse_source(str(data)), data_dir=data_dir)
-    sizes = {name: split.num_examples for name, split in builder.info.splits.items()}
-    return sizes, builder.info.metadata["num_validation"]
+    info = prepare(parse_source(str(data)), data_dir=data_dir)
+    return info["splits"], info["metadata"]["num_validation"]
 
 
 def test_browse_rhd(tmp_path, data_dir, capsys):
@@ -164,6 +163,8 @@ def test_single_training_sample_leaves_only_the_test_split(tmp_path, data_dir, c
         "too few to split, so no train or validation split"
     )
     assert split_sizes(tmp_path / "one", data_dir) == ({"test": 2}, 0)
+    info = prepare(parse_source(str(tmp_path / "one")), data_dir=data_dir)
+    assert info["labelled"] == []  # the competition's test split has no labels
     capsys.readouterr()
     args = ("--split", "train")
     assert browse(tmp_path / "one", tmp_path / "train", data_dir, *args) == 2

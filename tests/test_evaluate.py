@@ -91,7 +91,7 @@ def evaluate_csv(source_spec, split, data_dir, predictions_of, tmp_path):
     """Run `hjr evaluate --predictions` on predictions_of(labels) for a split;
     returns (exit status, the split's samples, the predictions read back)."""
     from data_pipeline.kaggle_csv import read_keypoints_csv, write_keypoints_csv
-    from data_pipeline.pipeline import read_split
+    from data_pipeline.loader import read_split
     from data_pipeline.sources import parse_source
 
     samples = read_split(

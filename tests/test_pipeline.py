@@ -1,4 +1,5 @@
-"""TFDS builders for the three sources, and the tf.data pipeline over them."""
+"""Preparing the three sources (data_pipeline.examples, data_pipeline.store), and the
+tf.data pipeline over them (data_pipeline.pipeline)."""
 
 import functools
 import subprocess
@@ -11,18 +12,13 @@ from datagen import write_rhd_tree
 from data_pipeline import parallel, synthetic
 from data_pipeline.crop import crop_hand
 from data_pipeline.errors import UserError
+from data_pipeline.examples import TEST_INDEX_OFFSET
 from data_pipeline.kaggle_h5 import write_kaggle_files
-from data_pipeline.pipeline import (
-    NUM_DRAWS,
-    batch_draws,
-    has_visibility,
-    is_labelled,
-    make_dataset,
-    open_split,
-    read_split,
-)
-from data_pipeline.sources import parse_source, prepare
-from data_pipeline.tfds_builders import TEST_INDEX_OFFSET, hold_out
+from data_pipeline.loader import NUM_DRAWS, batch_draws, read_split
+from data_pipeline.pipeline import make_dataset
+from data_pipeline.sources import parse_source
+from data_pipeline.splits import hold_out
+from data_pipeline.store import open_split, prepare
 
 
 def read_all(source, split, data_dir, crop="biased"):
@@ -69,8 +65,7 @@ def test_synthetic_visibility_is_the_renderers(data_dir):
             rendered = synthetic.render_hand_with_visibility(0, offset + int(index))
             np.testing.assert_array_equal(visible, rendered[2])
         assert not samples["visible"].all()
-    builder, _ = open_split(source, "train", data_dir=data_dir)
-    assert has_visibility(builder)
+    assert open_split(source, "train", data_dir=data_dir).has_visibility
 
 
 def test_synthetic_hands_drawn_by_a_process_per_core_are_the_same(
@@ -138,9 +133,12 @@ def test_prepared_once_then_reused(data_dir, capsys):
     source = parse_source(SMALL_SYNTHETIC)
     prepare(source, data_dir=data_dir)
     assert "preparing" in capsys.readouterr().out
-    builder = prepare(source, data_dir=data_dir)
+    info = prepare(source, data_dir=data_dir)
     assert "preparing" not in capsys.readouterr().out
-    assert builder.info.splits["train"].num_examples == 40
+    assert info["splits"] == {"train": 40, "validation": 8, "test": 8}
+    assert info["metadata"]["num_validation"] == 8
+    assert info["labelled"] == ["train", "validation", "test"]
+    assert info["has_visibility"] is True
 
 
 def test_same_seed_same_batches(data_dir):
@@ -156,8 +154,10 @@ def test_same_seed_same_batches(data_dir):
     assert first == ids(1)
     assert first != ids(2)
     drawn = sum(first, [])
-    train_ids = set(read_all(source, "train", data_dir))
-    assert set(drawn) <= train_ids and len(set(drawn)) >= 30  # 64 draws from 40
+    train_ids = sorted(read_all(source, "train", data_dir))
+    assert sorted(drawn[:40]) == train_ids  # one epoch: each sample once
+    assert set(drawn[40:]) <= set(train_ids) and len(set(drawn[40:])) == 24
+    assert drawn[40:] != drawn[:24]  # the next epoch in another order
 
 
 def test_training_batches_carry_their_draws_and_resume_replays_them(data_dir):
@@ -181,6 +181,10 @@ def test_training_batches_carry_their_draws_and_resume_replays_them(data_dir):
         np.testing.assert_array_equal(first[n], batch_draws(1, n, 8))
     skipped = stream(1).skip(4)
     np.testing.assert_array_equal(draws(skipped, 2), first[4:])
+    resumed = make_dataset(
+        source, "train", 8, training=True, seed=1, data_dir=data_dir, start=4
+    )
+    np.testing.assert_array_equal(draws(resumed, 2), first[4:])
     evaluation = make_dataset(source, "train", 8, seed=1, data_dir=data_dir)
     assert "draws" not in next(iter(evaluation))
 
@@ -209,12 +213,18 @@ def test_kaggle_files(tmp_path, data_dir):
         np.testing.assert_allclose(kp, expected_kp, atol=1e-5)
     for index, (image, _) in test.items():
         np.testing.assert_array_equal(image, test_images[index])
-    builder, count = open_split(source, "test", data_dir=data_dir)
-    assert count == 5 and not is_labelled(builder, "test")
+    prepared = open_split(source, "test", data_dir=data_dir)
+    assert len(prepared) == 5 and not prepared.labelled
+    assert open_split(source, "train", data_dir=data_dir).labelled
     for split in ("train", "test"):  # no visibility in the files: all visible
         samples = read_split(source, split, ("visible",), data_dir=data_dir)
         assert samples["visible"].all()
-    assert not has_visibility(builder)
+    assert not prepared.has_visibility
+    info = prepare(source, data_dir=data_dir)
+    assert info["labelled"] == ["train", "validation"]
+    assert info["metadata"]["num_validation"] == 6
+    assert info["metadata"]["skipped_train"] == info["metadata"]["skipped_validation"]
+    assert info["metadata"]["skipped_train"] == 0
 
 
 def test_kaggle_folder_without_test_file(tmp_path, data_dir, capsys):
@@ -227,8 +237,8 @@ def test_kaggle_folder_without_test_file(tmp_path, data_dir, capsys):
             parse_source(f"{tmp_path / 'k'}:validation=2"), "test", data_dir=data_dir
         )
     capsys.readouterr()
-    _, count = open_split(parse_source(str(tmp_path / "k")), "train", data_dir=data_dir)
-    assert count == 11
+    source = parse_source(str(tmp_path / "k"))
+    assert len(open_split(source, "train", data_dir=data_dir)) == 11
     assert "12 training samples, not more than the 480" in capsys.readouterr().out
     write_kaggle_files(tmp_path / "one", images[:1], keypoints[:1])
     with pytest.raises(UserError, match="no testing.h5 beside it: nothing to prepare"):
@@ -276,12 +286,30 @@ def test_rhd_folder(tmp_path, data_dir):
         samples = read_split(source, split, ("id", "visible"), data_dir=data_dir)
         for index, visible in zip(samples["id"], samples["visible"]):
             np.testing.assert_array_equal(visible, info[rhd_split]["visible"][index])
-    builder = prepare(source, data_dir=data_dir)
-    assert has_visibility(builder)
-    skipped = sum(
-        builder.info.metadata[f"skipped_{s}"] for s in ("train", "validation")
+    for index, (image, kp) in test.items():  # the test split is cut biased
+        frame = synthetic_free_read(info["evaluation"]["png"][index])
+        expected, expected_kp = crop_hand(frame, info["evaluation"]["keypoints"][index])
+        np.testing.assert_array_equal(image, expected)
+        np.testing.assert_allclose(kp, expected_kp, atol=1e-4)
+    centred = {s: read_all(source, s, data_dir, "centered") for s in ("train", "test")}
+    for index in test:  # whatever the crop mode
+        np.testing.assert_array_equal(centred["test"][index][0], test[index][0])
+    assert any(
+        not np.array_equal(centred["train"][index][0], image)
+        for index, (image, _) in train.items()
     )
+    prepared = prepare(source, data_dir=data_dir)
+    assert prepared["has_visibility"] is True
+    assert prepared["labelled"] == ["train", "validation", "test"]
+    metadata = prepared["metadata"]
+    skipped = sum(metadata[f"skipped_{s}"] for s in ("train", "validation"))
     assert skipped == len(info["training"]["skipped"]) == 1
+    assert metadata["skipped_test"] == 0 and metadata["num_validation"] == 1
+    assert prepared["splits"] == {
+        "train": len(train),
+        "validation": 1,
+        "test": len(info["evaluation"]["ids"]),
+    }
 
 
 def synthetic_free_read(path):

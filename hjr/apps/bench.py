@@ -1,7 +1,8 @@
 """`hjr bench`: throughput and memory on the machine it runs on.
 
 Sections of the result:
-- pipeline: images/s from a prepared source to batches (`images_per_s`), the same
+- pipeline: images/s from a prepared source to batches through tf.data
+  (`images_per_s`) and the TensorFlow-free loader (`loader_images_per_s`), the same
   batches through the training augmentation (`augmented_images_per_s`, compiled as
   the training step would be; `augmented_xla_images_per_s`), and
   `naive_images_per_s`: the same samples through a per-sample reader in the style
@@ -29,7 +30,8 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipeline.keypoints import CROP_SIZE
-from data_pipeline.pipeline import make_dataset
+from data_pipeline.loader import train_batch
+from data_pipeline.store import open_split
 from hjr.apps.bench_machine import device_info, memory, write_json
 from hjr.apps.bench_pipeline import BATCH, bench_pipeline, h5_source, write_synthetic_h5
 from hjr.apps.bench_timing import time_calls
@@ -185,12 +187,9 @@ def bench(
         jit_auto = use_jit("auto", make_strategy("auto"))
         result["pipeline"] = bench_pipeline(folder, settings, jit_auto)
         source, data_dir = h5_source(folder)
-        data = make_dataset(
-            source, "train", BATCH, training=True, seed=0, data_dir=data_dir
-        )
+        train = open_split(source, "train", "biased", data_dir)
         batches = [
-            {name: value.numpy() for name, value in b.items()}
-            for b in trainer_inputs(data).take(4)
+            trainer_inputs(train_batch(train, 0, step, BATCH)) for step in range(4)
         ]
         configs = _configs(device, quick)
         result["settings"]["configurations"] = [f"xla_{j}_{p}" for j, p in configs]

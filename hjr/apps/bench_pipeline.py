@@ -1,7 +1,8 @@
 """Throughput of the input pipeline, for `hjr bench` (hjr/apps/bench.py).
 
-bench_pipeline: images/s from a prepared source to batches, without and with the
-training augmentation, and through `naive_dataset`, a per-sample reader in the
+bench_pipeline: images/s from a prepared source to batches, through tf.data and
+through the TensorFlow-free loader's threads (data_pipeline.loader), without and
+with the training augmentation, and through `naive_dataset`, a per-sample reader in the
 style of the course skeleton (h5py inside tf.py_function, OpenCV crop and resize
 per sample), on the same samples: synthetic hands written in the competition's
 HDF5 layout by `write_synthetic_h5`.
@@ -15,8 +16,10 @@ import tensorflow as tf
 from data_pipeline.crop import crop_hand
 from data_pipeline.kaggle_h5 import write_kaggle_files
 from data_pipeline.keypoints import CROP_SIZE
+from data_pipeline.loader import train_batches
 from data_pipeline.pipeline import make_dataset
-from data_pipeline.sources import parse_source, prepare
+from data_pipeline.sources import parse_source
+from data_pipeline.store import open_split
 from data_pipeline.synthetic import render_hand
 from hjr.apps.bench_timing import time_calls
 from hjr.core.augment import augment_batch
@@ -82,12 +85,17 @@ def bench_pipeline(folder: Path, settings: dict, jit_auto: bool) -> dict:
     """Figures of the pipeline on the files of write_synthetic_h5 in folder:
     settings["batches"] batches per timed pass, settings["passes"] passes."""
     source, data_dir = h5_source(folder)
-    prepare(source, "biased", data_dir)
+    train = open_split(source, "train", "biased", data_dir)
     fast = make_dataset(
         source, "train", BATCH, training=True, seed=0, data_dir=data_dir
     )
     per_pass, passes = settings["batches"], settings["passes"]
-    result = {"images_per_s": images_per_s(fast, per_pass, passes)}
+    result = {
+        "images_per_s": images_per_s(fast, per_pass, passes),
+        "loader_images_per_s": images_per_s(
+            train_batches(train, 0, BATCH), per_pass, passes
+        ),
+    }
     for key, jit in (
         ("augmented_images_per_s", jit_auto),
         ("augmented_xla_images_per_s", True),

@@ -7,8 +7,9 @@ from keras import ops
 
 from data_pipeline.files import write_png
 from data_pipeline.kaggle_csv import write_keypoints_csv
-from data_pipeline.pipeline import batch_draws, is_labelled, make_dataset, open_split
+from data_pipeline.loader import batch_draws, eval_batches
 from data_pipeline.sources import Source
+from data_pipeline.store import open_split
 from hjr.core.augment import augment_batch
 from hjr.draw import contact_sheet, draw_keypoints
 
@@ -35,19 +36,20 @@ def browse(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    builder, count = open_split(source, split, crop, data_dir)
-    labelled = is_labelled(builder, split)
+    prepared = open_split(source, split, crop, data_dir)
+    labelled, count = prepared.labelled, len(prepared)
     batch_size = max(1, min(num, 32))
-    ds = make_dataset(source, split, batch_size, crop=crop, data_dir=data_dir)
     ids, keypoints, overlays = [], [], []
-    for b, batch in enumerate(ds.take(-(-num // batch_size))):
-        images, points = batch["image"].numpy(), batch["keypoints"].numpy()
+    for b, batch in enumerate(eval_batches(prepared, batch_size)):
+        if len(ids) == num:
+            break
+        images, points = batch["image"], batch["keypoints"]
         if augmented:
-            draws = batch_draws(seed, b, len(images)).numpy()
+            draws = batch_draws(seed, b, len(images))
             images, points = augment_batch(images, points, draws, augment_conf)
             images, points = ops.convert_to_numpy(images), ops.convert_to_numpy(points)
         images = np.round(images).clip(0, 255).astype(np.uint8)
-        for image, kp, index in zip(images, points, batch["id"].numpy()):
+        for image, kp, index in zip(images, points, batch["id"]):
             if len(ids) == num:
                 break
             name = f"{index:05d}"

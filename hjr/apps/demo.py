@@ -24,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipeline.pipeline import make_dataset, read_split, read_visibility
+from data_pipeline.loader import eval_batch, read_split, read_visibility
 from data_pipeline.sources import parse_source
+from data_pipeline.store import open_split
 from hjr import runs
 from hjr.inference import evaluate
-from hjr.inference.export import export
 from hjr.inference.predict import predict
 from hjr.inference.predictors import SavedModelPredictor, load_predictor
+from hjr.quiet import has_tensorflow
 from hjr.training.train import train
 
 DEMO_PRESET = "quick"
@@ -96,11 +97,17 @@ def demo(
         num_visualize=NUM_PICTURES,
     )
 
-    print("hjr demo: exporting the SavedModel")
-    export(run_dir, out / "saved_model", tta=True, overwrite=True)  # the demo's own
-    difference = _check_export(
-        out / "saved_model", source, data_dir, ids, test_predictions
-    )
+    difference = None
+    if has_tensorflow():  # SavedModels are TensorFlow's
+        from hjr.inference.export import export
+
+        print("hjr demo: exporting the SavedModel")
+        export(run_dir, out / "saved_model", tta=True, overwrite=True)
+        difference = _check_export(
+            out / "saved_model", source, data_dir, ids, test_predictions
+        )
+    else:
+        print("hjr demo: no TensorFlow here, so no SavedModel (hjr export needs it)")
     minutes = (time.monotonic() - started) / 60
     print(_summary(out, metrics, len(ids), difference, minutes))
     return metrics
@@ -108,9 +115,9 @@ def demo(
 
 def _check_export(saved_model, source, data_dir, ids, predictions) -> float:
     """Largest difference (px) between the SavedModel and the run on test images."""
-    batch = next(iter(make_dataset(source, "test", 32, data_dir=data_dir)))
+    batch = eval_batch(open_split(source, "test", data_dir=data_dir), 0, 32)
     exported = SavedModelPredictor(saved_model).keypoints(batch["image"], tta=True)
-    rows = np.searchsorted(ids, batch["id"].numpy())
+    rows = np.searchsorted(ids, batch["id"])
     return float(np.abs(exported - predictions[rows]).max())
 
 
@@ -127,12 +134,17 @@ def _summary(out, metrics, count, difference, minutes) -> str:
         f"{out / 'metrics.worst.png'})",
         f"  {out / 'submission.csv'}  {count} test predictions, Kaggle format",
         f"  {out / 'predictions'}/  predicted joints on test images",
-        f"  {out / 'curves.png'}  training curves "
-        f"(TensorBoard: {out / 'run' / 'logs'})",
-        f"  {out / 'saved_model'}/  SavedModel (same keypoints as the run to "
-        f"{difference:.1e} px); try: saved_model_cli show --dir "
-        f"{out / 'saved_model'} --all",
+        f"  {out / 'curves.png'}  training curves"
+        + (
+            f" (TensorBoard: {logs})" if (logs := out / "run" / "logs").exists() else ""
+        ),
     ]
+    if difference is not None:
+        lines.append(
+            f"  {out / 'saved_model'}/  SavedModel (same keypoints as the run to "
+            f"{difference:.1e} px); try: saved_model_cli show --dir "
+            f"{out / 'saved_model'} --all"
+        )
     return "\n".join(lines)
 
 

@@ -30,7 +30,7 @@ import keras
 
 from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path, write_png
-from data_pipeline.pipeline import read_visibility
+from data_pipeline.loader import read_visibility
 from data_pipeline.sources import parse_source
 from hjr import runs
 from hjr.config import DEFAULT_PRESET, configure

@@ -10,7 +10,7 @@ report `hjr evaluate --json` and `hjr demo` write.
 - auc: area under the PCK curve over absolute thresholds 0..30 px, normalised to
   0..1 (as the RHD/STB 2D benchmarks report it, there over 0..30 px too).
 - per_joint_epe: EPE per joint, RHD joint order.
-- with the joints' visibility (data_pipeline.tfds_builders): share_hidden (the
+- with the joints' visibility (data_pipeline.examples): share_hidden (the
   share of hidden joints), epe and kaggle_mse over the visible and over the hidden
   joints alone (epe_visible, ..., kaggle_mse_hidden) and per_joint_epe_visible /
   _hidden; None where there is no such joint.
@@ -203,7 +203,7 @@ def write_report(
 
     ids: int [N], the sample ids of the rows; visible: bool [N, 21] or None;
     images: a function of sample ids [K] giving their crops uint8 [K, S, S, 3] in
-    that order (e.g. data_pipeline.pipeline.read_split). Returns the paths written.
+    that order (e.g. data_pipeline.loader.read_split). Returns the paths written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,17 +248,12 @@ def evaluate_split(
     there. Returns (the scores, the paths written)."""
     from data_pipeline.errors import UserError
     from data_pipeline.kaggle_csv import read_keypoints_csv
-    from data_pipeline.pipeline import (
-        has_visibility,
-        is_labelled,
-        open_split,
-        read_split,
-    )
+    from data_pipeline.store import open_split
     from hjr import runs
     from hjr.inference.predict import predict
 
-    builder, count = open_split(source, split, crop, data_dir)
-    if not is_labelled(builder, split):
+    prepared = open_split(source, split, crop, data_dir)
+    if not prepared.labelled:
         raise UserError(f"{source} has no labels for it", "split", split)
     if model is not None:
         where = dict(crop=crop, data_dir=data_dir)
@@ -267,17 +262,15 @@ def evaluate_split(
     else:
         ids, predictions = read_keypoints_csv(predictions_csv)
         given = ("predictions", predictions_csv)
-    where = dict(crop=crop, data_dir=data_dir)
-    truth = read_split(source, split, ("id", "keypoints", "visible"), **where)
-    if sorted(ids.tolist()) != truth["id"].tolist():
+    if sorted(ids.tolist()) != sorted(prepared.id.tolist()):
         raise UserError(
-            f"{len(ids)} rows with Ids that are not the {count} Ids of the {split} "
-            "split",
+            f"{len(ids)} rows with Ids that are not the {len(prepared)} Ids of the "
+            f"{split} split",
             *given,
         )
-    rows = np.searchsorted(truth["id"], ids)
-    labels = truth["keypoints"][rows]
-    visible = truth["visible"][rows] if has_visibility(builder) else None
+    truth = prepared.rows(prepared.positions(ids), ("keypoints", "visible"))
+    labels = truth["keypoints"]
+    visible = truth["visible"] if prepared.has_visibility else None
     result = scores(predictions, labels, visible)
     try:
         mean = runs.mean_keypoints(source, crop, data_dir)
@@ -288,7 +281,7 @@ def evaluate_split(
         return result, []
 
     def images(chosen):
-        return read_split(source, split, ("image",), chosen, **where)["image"]
+        return prepared.rows(prepared.positions(chosen), ("image",))["image"]
 
     paths = write_report(json_path, result, predictions, labels, ids, visible, images)
     return result, paths

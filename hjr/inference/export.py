@@ -314,18 +314,12 @@ def _export_file(
 
 def split_arrays(source, split, count, crop="biased", data_dir=None):
     """(crops uint8 [n, S, S, 3], keypoints [n, 21, 2]) of the first `count`
-    samples (or all) of a prepared split, in the pipeline's order."""
-    from data_pipeline.pipeline import make_dataset, open_split
+    samples (or all) of a prepared split, in storage order."""
+    from data_pipeline.store import open_split
 
-    open_split(source, split, crop, data_dir)
-    images, keypoints, have = [], [], 0
-    for batch in make_dataset(source, split, 64, crop=crop, data_dir=data_dir):
-        images.append(batch["image"].numpy())
-        keypoints.append(batch["keypoints"].numpy())
-        have += len(images[-1])
-        if have >= count:
-            break
-    return np.concatenate(images)[:count], np.concatenate(keypoints)[:count]
+    prepared = open_split(source, split, crop, data_dir)
+    first = prepared.rows(np.arange(min(count, len(prepared))), ("image", "keypoints"))
+    return first["image"], first["keypoints"]
 
 
 def export(

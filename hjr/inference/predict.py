@@ -9,17 +9,22 @@ import numpy as np
 from hjr.inference.predictors import Predictor, load_predictor
 
 
-def predict_dataset(predictor: Predictor, dataset, tta: bool = True):
-    """(ids int64 [N], keypoints float32 [N, 21, 2], labels [N, 21, 2]) over a
-    dataset of batches from data_pipeline.pipeline.make_dataset, sorted by id."""
-    ids, predictions, labels = [], [], []
-    for batch in dataset:
-        predictions.append(predictor.keypoints(batch["image"], tta))
-        ids.append(batch["id"].numpy())
-        labels.append(batch["keypoints"].numpy())
-    ids = np.concatenate(ids)
-    order = np.argsort(ids, kind="stable")
-    return ids[order], np.concatenate(predictions)[order], np.concatenate(labels)[order]
+def predict_split(predictor: Predictor, split, tta: bool = True, batch_size=64):
+    """(ids int64 [N], keypoints float32 [N, 21, 2], labels [N, 21, 2]) of a
+    prepared split (data_pipeline.store.Split), sorted by id."""
+    from data_pipeline.loader import eval_batches
+
+    predictions = [
+        predictor.keypoints(batch["image"], tta)
+        for batch in eval_batches(split, batch_size)
+    ]
+    predictions = np.concatenate(predictions) if predictions else np.zeros((0, 21, 2))
+    order = np.argsort(split.id, kind="stable")
+    return (
+        split.id[order],
+        predictions[order].astype(np.float32),
+        split.keypoints[order],
+    )
 
 
 def predict(
@@ -41,23 +46,22 @@ def predict(
     Returns (ids, predictions, labels or None) with rows sorted by id.
     """
     from data_pipeline.kaggle_csv import write_keypoints_csv
-    from data_pipeline.pipeline import is_labelled, make_dataset, open_split
+    from data_pipeline.store import open_split
 
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
-    builder, _ = open_split(source, split, crop, data_dir)
-    dataset = make_dataset(source, split, batch_size, crop=crop, data_dir=data_dir)
-    ids, predictions, labels = predict_dataset(predictor, dataset, tta)
-    labels = labels if is_labelled(builder, split) else None
+    prepared = open_split(source, split, crop, data_dir)
+    ids, predictions, labels = predict_split(predictor, prepared, tta, batch_size)
+    labels = labels if prepared.labelled else None
     if out is not None:
         write_keypoints_csv(out, ids, predictions)
     if visualize is not None:
         _visualize(
-            predictor, dataset, visualize, ids, predictions, labels, num_visualize
+            predictor, prepared, visualize, ids, predictions, labels, num_visualize
         )
     return ids, predictions, labels
 
 
-def _visualize(predictor, dataset, folder, ids, predictions, labels, count):
+def _visualize(predictor, split, folder, ids, predictions, labels, count):
     """PNGs of images with predicted joints (rings: labels) and, for the map heads,
     the predicted maps (maximum over joints) beside them."""
     import cv2
@@ -68,15 +72,8 @@ def _visualize(predictor, dataset, folder, ids, predictions, labels, count):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     row = {int(i): n for n, i in enumerate(ids[:count])}  # the first rows by id
-    found = {}
-    for batch in dataset:
-        for image, index in zip(batch["image"].numpy(), batch["id"].numpy()):
-            if int(index) in row:
-                found[int(index)] = image
-        if len(found) == len(row):
-            break
-    chosen = sorted(found)
-    images = np.stack([found[i] for i in chosen])
+    chosen = sorted(row)
+    images = split.rows(split.positions(chosen), ("image",))["image"]
     maps = predictor.maps(images)
     for b, index in enumerate(chosen):
         n = row[index]

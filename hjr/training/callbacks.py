@@ -5,7 +5,6 @@ behind: checkpoints (latest and best, hjr.runs), history.csv, the curves
 PNG and, where TensorFlow is installed, a few validation images with predicted
 joints in TensorBoard."""
 
-import importlib.util
 import math
 
 import keras
@@ -15,6 +14,7 @@ from keras import ops
 from data_pipeline.files import atomic_path, write_png
 from hjr import runs
 from hjr.draw import draw_keypoints, figure_image, new_figure
+from hjr.quiet import has_tensorflow
 
 CURVES = ("loss", "kaggle_mse", "mean_joint_distance")
 
@@ -107,7 +107,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.rows = list(history)
         self.best_value = runs.best_value(run_dir)
         self.writer = None
-        if preview is not None and importlib.util.find_spec("tensorflow"):
+        if preview is not None and has_tensorflow():
             import tensorflow as tf
 
             self.writer = tf.summary.create_file_writer(

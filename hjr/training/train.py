@@ -14,11 +14,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from data_pipeline import loader
 from data_pipeline.errors import UserError
-from data_pipeline.pipeline import make_dataset
 from data_pipeline.sources import parse_source
+from data_pipeline.store import open_split
 from hjr import checkpoints, runs
 from hjr.core.model import build_model
+from hjr.quiet import has_tensorflow
 from hjr.training.callbacks import (
     BatchNormRefresh,
     RunRecorder,
@@ -30,22 +32,57 @@ from hjr.training.step import build_trainer, schedule
 
 PREVIEW_IMAGES = 4
 BN_REFRESH_BATCH = 256  # crops per forward pass of the BatchNorm re-estimation
+INPUTS = {"image": "images", "keypoints": "keypoints", "draws": "draws"}
+LOADER_THREADS = 4  # threads making training batches ahead (not on TensorFlow)
 
 
-def trainer_inputs(ds):
-    """Batches of make_dataset as the trainer's inputs (hjr.core.model.HandTrainer)."""
-    names = {"image": "images", "keypoints": "keypoints", "draws": "draws"}
-    return ds.map(lambda b: {new: b[old] for old, new in names.items() if old in b})
+def trainer_inputs(batch: dict) -> dict:
+    """A loader's batch as the trainer's inputs (hjr.core.model.HandTrainer)."""
+    return {new: batch[old] for old, new in INPUTS.items() if old in batch}
 
 
-def _data_options():
+class _Validation(keras.utils.PyDataset):
+    """The validation split once, in batches of trainer inputs (fit re-reads it at
+    every validation)."""
+
+    def __init__(self, split, batch_size):
+        super().__init__()
+        self.split, self.batch_size = split, batch_size
+
+    @property
+    def num_batches(self):
+        return loader.num_batches(self.split, self.batch_size)
+
+    def __getitem__(self, index):
+        return (trainer_inputs(loader.eval_batch(self.split, index, self.batch_size)),)
+
+
+def _inputs(conf, source, data_dir, start, stop):
+    """(training batches start..stop, validation batches) for fit: tf.data on
+    TensorFlow (sharded by tf.distribute), else the loader's threads; the same
+    batches either way."""
+    if keras.backend.backend() != "tensorflow":
+        train = open_split(source, "train", conf["crop"], data_dir)
+        batches = loader.train_batches(
+            train, conf["seed"], conf["batch_size"], start, stop, LOADER_THREADS
+        )
+        validation = open_split(source, "validation", conf["crop"], data_dir)
+        inputs = ((trainer_inputs(batch),) for batch in batches)
+        return inputs, _Validation(validation, conf["batch_size"])
     import tensorflow as tf
+
+    from data_pipeline.pipeline import make_dataset
 
     options = tf.data.Options()
     policy = tf.data.experimental.AutoShardPolicy.DATA
     options.experimental_distribute.auto_shard_policy = policy
     options.deterministic = True
-    return options
+    where = dict(crop=conf["crop"], data_dir=data_dir, options=options)
+    train = make_dataset(
+        source, "train", conf["batch_size"], True, conf["seed"], start=start, **where
+    )
+    validation = make_dataset(source, "validation", conf["batch_size"], **where)
+    return train.map(trainer_inputs), validation.map(trainer_inputs)
 
 
 def run(
@@ -108,15 +145,11 @@ def train(
 
 
 def _fit(conf, run_dir, resume, strategy, data_dir):
-    # tf.data's seeded shuffle also depends on TF's global seed: fix both.
     keras.utils.set_random_seed(conf["seed"])
     source = parse_source(conf["data"])
     every, total = schedule(conf)
-    where = dict(crop=conf["crop"], data_dir=data_dir, options=_data_options())
-    train_ds = make_dataset(
-        source, "train", conf["batch_size"], training=True, seed=conf["seed"], **where
-    )
-    val_ds = make_dataset(source, "validation", conf["batch_size"], **where)
+    # Prepared (on first use) before the model is built.
+    validation = open_split(source, "validation", conf["crop"], data_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # A resumed run loads its last checkpoint; one that stopped before its first
     # starts as a new run does, from its initial weights (ImageNet's).
@@ -130,14 +163,9 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
     runs.save_environment(
         run_dir, keras.backend.backend(), keras.__version__, devices(strategy)
     )
-    validation = {"image": [], "keypoints": []}
-    for batch in val_ds.as_numpy_iterator():
-        for key, values in validation.items():
-            values.append(batch[key])
-    validation = {key: np.concatenate(values) for key, values in validation.items()}
     if runs.read_baseline(run_dir) is None:
         mean = runs.mean_keypoints(source, conf["crop"], data_dir)
-        value = runs.mean_predictor_mse(validation["keypoints"], mean)
+        value = runs.mean_predictor_mse(validation.keypoints, mean)
         runs.save_baseline(run_dir, value)
         print(
             "hjr: predicting the mean training keypoints scores val kaggle_mse "
@@ -147,17 +175,17 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
     if start >= total:
         print(f"hjr: {run_dir} already trained {start} of {total} steps")
         return run_dir
-    preview = tuple(validation[k][:PREVIEW_IMAGES] for k in ("image", "keypoints"))
+    shown = validation.rows(np.arange(min(PREVIEW_IMAGES, len(validation))))
+    preview = (shown["image"], shown["keypoints"])
     recorder = RunRecorder(
         run_dir, preview=preview, history=read_history(run_dir) if resume else ()
     )
-    callbacks = [
-        StopAtStep(total),
-        recorder,
-        keras.callbacks.TensorBoard(
-            str(run_dir / "logs"), update_freq=max(1, every // 10)
-        ),
-    ]
+    callbacks = [StopAtStep(total), recorder]
+    if has_tensorflow():  # Keras' TensorBoard callback writes with tf.summary
+        logs = str(run_dir / "logs")
+        callbacks.append(
+            keras.callbacks.TensorBoard(logs, update_freq=every // 10 or 1)
+        )
     if conf["bn_refresh"]:
         callbacks.append(BatchNormRefresh(bn_refresh_batches(conf, data_dir)))
     print(
@@ -166,9 +194,10 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
         f"{strategy.num_replicas_in_sync} replica(s), Keras {keras.backend.backend()} "
         f"backend, XLA {'on' if trainer.jit_compile else 'off'}, {conf['precision']}"
     )
+    train_batches, validation_batches = _inputs(conf, source, data_dir, start, total)
     trainer.fit(
-        trainer_inputs(train_ds).skip(start),
-        validation_data=trainer_inputs(val_ds),
+        train_batches,
+        validation_data=validation_batches,
         steps_per_epoch=every,
         epochs=-(-total // every),
         initial_epoch=start // every,
@@ -187,22 +216,11 @@ def bn_refresh_batches(conf, data_dir=None) -> list:
     images = conf["bn_refresh"]
     count = -(-images // BN_REFRESH_BATCH)
     size = -(-images // count)
-    ds = make_dataset(
-        parse_source(conf["data"]),
-        "train",
-        size,
-        training=True,
-        seed=conf["seed"],
-        crop=conf["crop"],
-        data_dir=data_dir,
-    )
+    source = parse_source(conf["data"])
+    train = open_split(source, "train", conf["crop"], data_dir)
     batches = []
-    for index, batch in enumerate(trainer_inputs(ds).take(count)):
-        keep = min(size, images - index * size)
-        batches.append(
-            {
-                key: ops.convert_to_tensor(value.numpy()[:keep])
-                for key, value in batch.items()
-            }
-        )
+    for step in range(count):
+        keep = min(size, images - step * size)
+        batch = trainer_inputs(loader.train_batch(train, conf["seed"], step, size))
+        batches.append({k: ops.convert_to_tensor(v[:keep]) for k, v in batch.items()})
     return batches

@@ -1,0 +1,175 @@
+"""Prepared sources: each split's crops and labels as arrays on disk, what every hjr
+command reads, with NumPy alone (no TensorFlow, no TensorFlow Datasets).
+
+A source, prepared in one crop mode, is a folder in the data dir:
+
+    <data dir>/hjr-prepared/<kind>/<preparation name>/
+        info.json              the source, the splits' sizes, which are labelled,
+                               whether `visible` tells hidden joints apart, metadata
+        <split>.image.u8       uint8 [N, 128, 128, 3] RGB crops, raw (memory-mapped)
+        <split>.keypoints.npy  float32 [N, 21, 2], x = column, y = row, crop pixels
+        <split>.visible.npy    bool [N, 21]
+        <split>.id.npy         int64 [N], each sample's index in its source split
+
+Crops are cut once, at preparation (data_pipeline.examples), and stored raw: a batch
+is a gather of rows, nothing to decode. The folder is written under a temporary
+name and renamed when complete; a prepared source is reused afterwards. The data
+dir is --data-dir, else $HJR_DATA_DIR, else ~/.cache/hjr/datasets.
+"""
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .examples import HAS_VISIBILITY, LABELLED, Preparation, plan
+from .keypoints import CROP_SIZE, NUM_JOINTS
+from .sources import SPLITS, Source, default_data_dir, fingerprint
+
+FORMAT = 1  # of the folder's files; another gives another folder
+IMAGE_SHAPE = (CROP_SIZE, CROP_SIZE, 3)
+LABELS = {  # field: (dtype, shape of one sample)
+    "keypoints": (np.float32, (NUM_JOINTS, 2)),
+    "visible": (np.bool_, (NUM_JOINTS,)),
+    "id": (np.int64, ()),
+}
+
+
+@dataclass
+class Split:
+    """One prepared split: `image` memory-mapped, the labels in memory."""
+
+    name: str
+    image: np.ndarray  # uint8 [N, 128, 128, 3]
+    keypoints: np.ndarray  # float32 [N, 21, 2]
+    visible: np.ndarray  # bool [N, 21]
+    id: np.ndarray  # int64 [N]
+    labelled: bool  # whether the keypoints are labels (not the competition's test)
+    has_visibility: bool  # whether `visible` tells hidden joints apart
+    source: str  # the source, in words
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def positions(self, ids) -> np.ndarray:
+        """The storage rows of the samples `ids`, in that order; UserError for an
+        id the split lacks."""
+        row_of = {int(index): row for row, index in enumerate(self.id)}
+        rows = [row_of.get(int(index), -1) for index in np.ravel(ids)]
+        if -1 in rows:
+            missing = np.ravel(ids)[rows.index(-1)]
+            raise UserError(f"{self.source} {self.name}: no sample with id {missing}")
+        return np.asarray(rows, np.int64)
+
+    def rows(self, rows, keys=("image", "keypoints", "visible", "id")) -> dict:
+        """The samples at `rows` (positions in storage order), as arrays."""
+        rows = np.asarray(rows, np.int64)
+        order = np.argsort(rows, kind="stable")  # read the file forwards
+        out = {}
+        for key in keys:
+            values = getattr(self, key)[rows[order]]
+            gathered = np.empty_like(values)
+            gathered[order] = values
+            out[key] = gathered
+        return out
+
+
+def folder_for(source: Source, crop: str = "biased", data_dir=None) -> Path:
+    """Where a source prepared in crop mode `crop` lives."""
+    prep = preparation(source, crop)
+    name = prep.name(source.kind, "" if source.path is None else fingerprint(source))
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    return data_dir / "hjr-prepared" / f"format{FORMAT}" / source.kind / name
+
+
+def preparation(source: Source, crop: str = "biased") -> Preparation:
+    return Preparation(crop=crop, **source.options)
+
+
+def prepare(source: Source, crop: str = "biased", data_dir=None) -> dict:
+    """The info of a prepared source, preparing it first where it is not (with a
+    progress bar)."""
+    folder = folder_for(source, crop, data_dir)
+    if not (folder / "info.json").is_file():
+        print(f"hjr: preparing {source} ({crop} crops) into {folder}")
+        _write(source, crop, folder)
+    return json.loads((folder / "info.json").read_text())
+
+
+def _write(source, crop, folder):
+    prep = preparation(source, crop)
+    splits, metadata = plan(source.kind, source.path, prep)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        sizes = {
+            name: _write_split(tmp, name, samples) for name, samples in splits.items()
+        }
+        info = {
+            "format": FORMAT,
+            "source": str(source),
+            "kind": source.kind,
+            "preparation": asdict(prep),
+            "splits": sizes,
+            "labelled": [s for s in LABELLED[source.kind] if s in sizes],
+            "has_visibility": HAS_VISIBILITY[source.kind],
+            "metadata": metadata,
+        }
+        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+        try:
+            tmp.rename(folder)
+        except OSError:  # prepared meanwhile by another process: keep theirs
+            if not (folder / "info.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_split(folder, name, samples) -> int:
+    """Write one split's samples; returns their number."""
+    from tqdm import tqdm
+
+    labels = {key: [] for key in LABELS}
+    with open(folder / f"{name}.image.u8", "wb") as images:
+        for index, image, keypoints, visible in tqdm(
+            samples(), desc=f"hjr: {name}", unit=" crops", leave=False
+        ):
+            images.write(np.ascontiguousarray(image, np.uint8).tobytes())
+            labels["keypoints"].append(keypoints)
+            labels["visible"].append(visible)
+            labels["id"].append(index)
+    for key, (dtype, shape) in LABELS.items():
+        values = np.asarray(labels[key], dtype).reshape(-1, *shape)
+        np.save(folder / f"{name}.{key}.npy", values)
+    return len(labels["id"])
+
+
+def open_split(source: Source, split: str, crop: str = "biased", data_dir=None):
+    """One split of a source, prepared first where it is not; UserError if the
+    source has no such split."""
+    if split not in SPLITS:
+        raise UserError(f"expected one of {', '.join(SPLITS)}", "split", split)
+    info = prepare(source, crop, data_dir)
+    if split not in info["splits"]:
+        have = ", ".join(info["splits"]) or "none"
+        raise UserError(f"has no {split} split (it has: {have})", "data", source)
+    folder = folder_for(source, crop, data_dir)
+    count = info["splits"][split]
+    labels = {key: np.load(folder / f"{split}.{key}.npy") for key in LABELS}
+    if count:
+        shape = (count, *IMAGE_SHAPE)
+        image = np.memmap(folder / f"{split}.image.u8", np.uint8, "r", shape=shape)
+    else:
+        image = np.zeros((0, *IMAGE_SHAPE), np.uint8)
+    return Split(
+        name=split,
+        image=image,
+        labelled=split in info["labelled"],
+        has_visibility=info["has_visibility"],
+        source=info["source"],
+        **labels,
+    )
