@@ -235,8 +235,7 @@ def _bench_parser(commands):
         help="time the training batches of --data alone (also --batch-size, "
         "--timed-steps, --repeats)",
     )
-    loader.add_argument("--data", default="synthetic", help=DATA_HELP)
-    loader.add_argument("--data-dir", default=None, help="where prepared sources live")
+    _data_flags(loader, "synthetic")
     loader.add_argument(
         "--workers", type=_positive, default=4, help="loader threads (default 4)"
     )
@@ -536,6 +535,7 @@ def _bench(args, verbose):
         source = parse_source(args.data)
         result = bench_loader(
             source,
+            crop=args.crop,
             data_dir=args.data_dir,
             batch_size=args.batch_size,
             timed_steps=args.timed_steps,
