@@ -1,15 +1,19 @@
 """`hjr bench`: one timer (warm-up excluded, median, p90 and every pass) behind
 every figure; `--quick` runs on a fresh install and reports every figure and no
 targets; the FLOP count sees what the heads cost; `--train-step` runs without
-TensorFlow (where JAX is installed), OpenCV or the input pipeline; `--export`
-times every format."""
+TensorFlow (where JAX is installed), OpenCV or the input pipeline; `--loader`
+times the training batches alone; `--export` times every format; the whole-run
+script times every phase."""
 
 import importlib.util
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_python
+from conftest import SMALL_SYNTHETIC, run_python
 
 from hjr.apps import bench_timing
 from hjr.apps.bench import forward_gflop
@@ -17,6 +21,7 @@ from hjr.cli import main
 from hjr.core.model import build_model
 
 pytestmark = pytest.mark.slow  # trains, exports or starts fresh interpreters
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_timer_leaves_out_the_warm_up_and_divides_by_the_units(monkeypatch):
@@ -199,3 +204,38 @@ def test_bench_export_times_every_format(tmp_path, capsys):
     assert "not a run folder" in err and len(err.strip().splitlines()) == 1
     assert main(["bench", "--export", str(run), "--train-step"]) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+def test_loader_bench_times_the_training_batches(tmp_path, data_dir, capsys):
+    out = tmp_path / "loader.json"
+    argv = ["bench", "--loader", "--data", SMALL_SYNTHETIC, "--data-dir", data_dir]
+    argv += ["--batch-size", "8", "--timed-steps", "3", "--repeats", "2"]
+    assert main([*map(str, argv), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    printed = capsys.readouterr().out  # after the preparation's lines
+    assert result == json.loads(printed[printed.index("{") :])
+    assert result["loader"]["images_per_s"] > 0
+    assert len(result["loader"]["ms_per_batch"]["runs"]) == 2
+    assert result["settings"]["train_samples"] == 40
+    assert result["settings"]["batch_size"] == 8
+
+
+def test_whole_run_script_times_every_phase(tmp_path):
+    """run_scripts/gpu_run.py on the CPU: each phase's time, the loader and the
+    step alone, the run's time over its steps' time, the validation error."""
+    script = ROOT / "run_scripts" / "gpu_run.py"
+    argv = [str(script), str(tmp_path / "out"), "--preset", "quick", "--head", "fc"]
+    argv += ["--backbone", "tiny", "--steps", "4", "--batch-size", "8"]
+    argv += ["--data", SMALL_SYNTHETIC]
+    done = subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
+    report = json.loads((tmp_path / "out" / "gpu_run.json").read_text())
+    phases = ("prepare", "loader", "step", "train", "predict", "evaluate")
+    assert list(report["phases_s"]) == list(phases)
+    assert all(report["phases_s"][p] > 0 for p in phases)
+    assert report["train"]["steps"] == 4 and report["train"]["whole_over_steps"] > 0
+    assert report["loader"]["images_per_s"] > 0 and report["step"]["ms_per_step"] > 0
+    assert np.isfinite(report["validation"]["evaluate_tta"]["kaggle_mse"])
+    assert (tmp_path / "out" / "submission.csv").is_file()
