@@ -12,7 +12,7 @@ import tensorflow as tf
 from .keypoints import CROP_SIZE, NUM_JOINTS
 from .loader import NUM_DRAWS, eval_batch, num_batches, train_batch
 from .sources import Source
-from .store import open_split
+from .store import Split, open_split
 
 SPECS = {
     "image": (tf.uint8, (CROP_SIZE, CROP_SIZE, 3)),
@@ -52,13 +52,25 @@ def make_dataset(
     options: tf.data.Options = None,
     start: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of one split as a tf.data.Dataset.
+    """Batches of one split of a source as a tf.data.Dataset (split_dataset)."""
+    prepared = open_split(source, split, crop, data_dir)
+    return split_dataset(prepared, batch_size, training, seed, options, start)
+
+
+def split_dataset(
+    prepared: Split,
+    batch_size: int,
+    training: bool = False,
+    seed: int = 0,
+    options: tf.data.Options = None,
+    start: int = 0,
+) -> tf.data.Dataset:
+    """Batches of a prepared split as a tf.data.Dataset.
 
     training: the endless stream of training batches start, start + 1, ... of the
     run seeded `seed` (data_pipeline.loader.train_batch), with their draws.
     Otherwise: each sample once, in storage order, with a last smaller batch.
     """
-    prepared = open_split(source, split, crop, data_dir)
     keys = ("image", "keypoints", "visible", "id")
     if training:
         keys = (*keys, "draws")

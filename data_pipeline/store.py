@@ -93,11 +93,16 @@ def preparation(source: Source, crop: str = "biased") -> Preparation:
 def prepare(source: Source, crop: str = "biased", data_dir=None) -> dict:
     """The info of a prepared source, preparing it first where it is not (with a
     progress bar)."""
+    return _prepared(source, crop, data_dir)[1]
+
+
+def _prepared(source, crop, data_dir):
+    """(folder, info) of a prepared source (prepare)."""
     folder = folder_for(source, crop, data_dir)
     if not (folder / "info.json").is_file():
         print(f"hjr: preparing {source} ({crop} crops) into {folder}")
         _write(source, crop, folder)
-    return json.loads((folder / "info.json").read_text())
+    return folder, json.loads((folder / "info.json").read_text())
 
 
 def _write(source, crop, folder):
@@ -153,11 +158,10 @@ def open_split(source: Source, split: str, crop: str = "biased", data_dir=None):
     source has no such split."""
     if split not in SPLITS:
         raise UserError(f"expected one of {', '.join(SPLITS)}", "split", split)
-    info = prepare(source, crop, data_dir)
+    folder, info = _prepared(source, crop, data_dir)
     if split not in info["splits"]:
         have = ", ".join(info["splits"]) or "none"
         raise UserError(f"has no {split} split (it has: {have})", "data", source)
-    folder = folder_for(source, crop, data_dir)
     count = info["splits"][split]
     labels = {key: np.load(folder / f"{split}.{key}.npy") for key in LABELS}
     if count:

@@ -107,11 +107,8 @@ def save_best(run_dir, step: int, logs: dict) -> Path:
     return _write_json(Path(run_dir) / BEST, {"step": step, **logs})
 
 
-def mean_keypoints(source, crop="biased", data_dir=None) -> np.ndarray:
-    """The mean training keypoints float32 [21, 2] of a source."""
-    from data_pipeline.store import open_split
-
-    train = open_split(source, "train", crop, data_dir)
+def mean_keypoints(train) -> np.ndarray:
+    """The mean keypoints float32 [21, 2] of a prepared training split."""
     return train.keypoints.astype(np.float64).mean(axis=0).astype(np.float32)
 
 

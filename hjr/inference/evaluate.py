@@ -273,7 +273,7 @@ def evaluate_split(
     visible = truth["visible"] if prepared.has_visibility else None
     result = scores(predictions, labels, visible)
     try:
-        mean = runs.mean_keypoints(source, crop, data_dir)
+        mean = runs.mean_keypoints(open_split(source, "train", crop, data_dir))
     except UserError:
         mean = labels.mean(axis=0)
     result["mean_predictor_kaggle_mse"] = runs.mean_predictor_mse(labels, mean)

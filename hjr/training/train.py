@@ -57,31 +57,27 @@ class _Validation(keras.utils.PyDataset):
         return (trainer_inputs(loader.eval_batch(self.split, index, self.batch_size)),)
 
 
-def _inputs(conf, source, data_dir, start, stop):
-    """(training batches start..stop, validation batches) for fit: tf.data on
-    TensorFlow (sharded by tf.distribute), else the loader's threads; the same
-    batches either way."""
+def _inputs(conf, train, validation, start, stop):
+    """(training batches start..stop, validation batches) of prepared splits for
+    fit: tf.data on TensorFlow (sharded by tf.distribute), else the loader's
+    threads; the same batches either way."""
+    batch_size = conf["batch_size"]
     if keras.backend.backend() != "tensorflow":
-        train = open_split(source, "train", conf["crop"], data_dir)
         batches = loader.train_batches(
-            train, conf["seed"], conf["batch_size"], start, stop, LOADER_THREADS
+            train, conf["seed"], batch_size, start, stop, LOADER_THREADS
         )
-        validation = open_split(source, "validation", conf["crop"], data_dir)
         inputs = ((trainer_inputs(batch),) for batch in batches)
-        return inputs, _Validation(validation, conf["batch_size"])
+        return inputs, _Validation(validation, batch_size)
     import tensorflow as tf
 
-    from data_pipeline.pipeline import make_dataset
+    from data_pipeline.pipeline import split_dataset
 
     options = tf.data.Options()
     policy = tf.data.experimental.AutoShardPolicy.DATA
     options.experimental_distribute.auto_shard_policy = policy
     options.deterministic = True
-    where = dict(crop=conf["crop"], data_dir=data_dir, options=options)
-    train = make_dataset(
-        source, "train", conf["batch_size"], True, conf["seed"], start=start, **where
-    )
-    validation = make_dataset(source, "validation", conf["batch_size"], **where)
+    train = split_dataset(train, batch_size, True, conf["seed"], options, start)
+    validation = split_dataset(validation, batch_size, options=options)
     return train.map(trainer_inputs), validation.map(trainer_inputs)
 
 
@@ -149,6 +145,7 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
     source = parse_source(conf["data"])
     every, total = schedule(conf)
     # Prepared (on first use) before the model is built.
+    train = open_split(source, "train", conf["crop"], data_dir)
     validation = open_split(source, "validation", conf["crop"], data_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # A resumed run loads its last checkpoint; one that stopped before its first
@@ -164,7 +161,7 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
         run_dir, keras.backend.backend(), keras.__version__, devices(strategy)
     )
     if runs.read_baseline(run_dir) is None:
-        mean = runs.mean_keypoints(source, conf["crop"], data_dir)
+        mean = runs.mean_keypoints(train)
         value = runs.mean_predictor_mse(validation.keypoints, mean)
         runs.save_baseline(run_dir, value)
         print(
@@ -194,7 +191,7 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
         f"{strategy.num_replicas_in_sync} replica(s), Keras {keras.backend.backend()} "
         f"backend, XLA {'on' if trainer.jit_compile else 'off'}, {conf['precision']}"
     )
-    train_batches, validation_batches = _inputs(conf, source, data_dir, start, total)
+    train_batches, validation_batches = _inputs(conf, train, validation, start, total)
     trainer.fit(
         train_batches,
         validation_data=validation_batches,
