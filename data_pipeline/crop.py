@@ -108,3 +108,28 @@ def crop_hand(image: np.ndarray, keypoints: np.ndarray, crop: str = "biased") ->
 
     resized = cv2.resize(patch, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
     return resized, (local * (CROP_SIZE / box[2])).astype(np.float32)
+
+
+def cut_square(image: np.ndarray, box: tuple) -> np.ndarray:
+    """The square box (x0, y0, side), continuous frame pixels, any real values, of
+    image uint8 [H, W, 3] resized to 128 x 128: bilinear, pixel centres at i + 0.5
+    (crop pixel j samples the frame at (j + 0.5) * side / 128 + x0), zeros outside
+    the image."""
+    import cv2
+
+    x0, y0, side = (float(v) for v in box)
+    scale = side / CROP_SIZE
+    inverse = np.array(
+        [
+            [scale, 0.0, x0 + 0.5 * scale - 0.5],
+            [0.0, scale, y0 + 0.5 * scale - 0.5],
+        ]
+    )
+    return cv2.warpAffine(
+        image,
+        inverse,
+        (CROP_SIZE, CROP_SIZE),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )

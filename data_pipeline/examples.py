@@ -1,19 +1,25 @@
 """The samples of each source, split and cut: what a prepared source stores.
 
-`plan(source, preparation)` returns, per split, a function that yields the split's
-samples `(id, image uint8 [128, 128, 3], keypoints float32 [21, 2], visible bool
-[21])`, and the metadata that goes with them (`num_validation`, and once a split
-was generated, `skipped_<split>`). It needs neither TensorFlow nor TensorFlow
+`plan(kind, location, preparation)` returns, per split, a function that yields the
+split's samples `(id, image uint8 [128, 128, 3], keypoints float32 [21, 2], visible
+bool [21])`, a coco source's with a fifth item, its fields {name: value}
+(data_pipeline.store.FIELDS), and the metadata that goes with them
+(`num_validation`, and once a split was generated, `skipped_<split>`; a coco
+source's also `labelled` and `has_visibility`). Unlabelled joints (COCO's v = 0)
+are NaN (data_pipeline.keypoints). It needs neither TensorFlow nor TensorFlow
 Datasets: hjr's own preparation (data_pipeline.store) and the TFDS builders
 (data_pipeline.tfds_builders, for `tfds build`) both take their samples here.
 
 Crops: one crop mode (`crop`) for train and validation; the test split is always
-cut with the biased crop, as the competition's test set was.
+cut with the biased crop, as the competition's test set was. COCO files give their
+hands' boxes: their crops are always the padded box (data_pipeline.coco).
 
 Visibility: synthetic hands mark the joints that another part of the hand covers
 (data_pipeline.synthetic), RHD keeps its annotation's flags (data_pipeline.rhd), and
 the competition's files have none: every joint of theirs is marked visible, so a
-kaggle source gives no split into visible and hidden joints.
+kaggle source gives no split into visible and hidden joints. A COCO file's joints
+are visible where v = 2; one that uses only one of v = 1 and v = 2 tells nothing
+apart, and its labelled joints all count as visible.
 
 Splits: `train`, `validation` (held out of the source's training data by a seeded
 shuffle, 480 samples by default, as the paper) and `test`. A source with no more
@@ -27,19 +33,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kaggle_h5, parallel, rhd
+from . import coco, kaggle_h5, parallel, rhd
 from .crop import crop_hand
 from .errors import UserError
 from .keypoints import NUM_JOINTS
 from .splits import hold_out
 
+SPLITS_ORDER = ("train", "validation", "test")
 TEST_INDEX_OFFSET = 10**9  # synthetic test frames come from their own index range
 LABELLED = {  # the splits whose keypoints are labels (the competition's test is not)
     "synthetic": ("train", "validation", "test"),
     "kaggle": ("train", "validation"),
     "rhd": ("train", "validation", "test"),
+    "coco": ("train", "validation", "test"),  # the metadata says, per file (plan)
 }
-HAS_VISIBILITY = {"synthetic": True, "kaggle": False, "rhd": True}
+HAS_VISIBILITY = {"synthetic": True, "kaggle": False, "rhd": True, "coco": True}
 
 
 @dataclass
@@ -52,10 +60,18 @@ class Preparation:
     num_train: int = 10000  # synthetic only: training samples after the hold-out
     num_test: int = 1000  # synthetic only: labelled test samples
     seed: int = 0  # synthetic only: seed of the drawn hands
+    padding: float = 1.25  # coco only: the crop's side over the box's longer side
+    order: str = "coco"  # coco only: the files' joint order (data_pipeline.coco)
+    images: str = ""  # coco only: the image folder ("": beside the files)
 
     def name(self, kind: str, fingerprint: str = "") -> str:
-        """A name that tells preparations apart (a folder's files' fingerprint
-        for kaggle and rhd sources)."""
+        """A name that tells preparations apart (the files' fingerprint for
+        kaggle, rhd and coco sources)."""
+        if kind == "coco":
+            return (
+                f"box{self.padding:g}_{self.order}_val{self.num_validation}"
+                f"_split{self.split_seed}_{fingerprint}"
+            )
         if kind == "synthetic":
             return (
                 f"{self.crop}_train{self.num_train}_val{self.num_validation}"
@@ -67,8 +83,10 @@ class Preparation:
 
 
 def plan(kind: str, path, prep: Preparation):
-    """({split: function yielding its samples}, metadata) of a source."""
-    planner = {"synthetic": _synthetic, "kaggle": _kaggle, "rhd": _rhd}[kind]
+    """({split: function yielding its samples}, metadata) of a source: `path` is
+    its folder, a coco source's {split: file} (data_pipeline.sources)."""
+    planner = {"synthetic": _synthetic, "kaggle": _kaggle, "rhd": _rhd, "coco": _coco}
+    planner = planner[kind]
     metadata = {}
     splits = planner(path, prep, metadata)
     return splits, metadata
@@ -173,4 +191,35 @@ def _rhd(root, prep, metadata):
             samples, "training", "validation", ids[held[1]]
         )
     splits["test"] = functools.partial(samples, "evaluation", "test", None)
+    return splits
+
+
+def _coco(files, prep, metadata):
+    """Hands of COCO keypoint files: `train` (with the validation hold-out unless
+    a `validation` file is given), `validation` and `test` as given."""
+    read = {}
+    for split, path in files.items():
+        hands, labelled = coco.read_hands(path, prep.order)
+        folder = coco.image_folder(path, hands, prep.images or None)
+        read[split] = (path, hands, folder, labelled)
+    splits, held = {}, None
+    if "train" in read:
+        path, hands, folder, labelled = read["train"]
+        if not labelled:
+            raise UserError(f"{path}: no labelled joint (v > 0) to train on")
+        if "validation" not in read:
+            held = hold_out(len(hands), prep.num_validation, prep.split_seed, path)
+            if held is None:
+                raise UserError(f"{path}: {len(hands)} hand: too few to train on")
+            read["validation"] = (path, [hands[i] for i in held[1]], folder, True)
+            read["train"] = (path, [hands[i] for i in held[0]], folder, True)
+    flags = np.concatenate([h.flags for r in read.values() for h in r[1]] or [[]])
+    tells = bool((flags == 1).any() and (flags == 2).any())
+    for split, (path, hands, folder, _) in read.items():
+        splits[split] = functools.partial(
+            coco.crops, path, hands, folder, prep.padding, tells
+        )
+    metadata["num_validation"] = len(read.get("validation", (0, ()))[1])
+    metadata["labelled"] = [s for s in SPLITS_ORDER if s in read and read[s][3]]
+    metadata["has_visibility"] = tells
     return splits

@@ -25,6 +25,15 @@ def atomic_path(path):
             os.unlink(tmp)
 
 
+def write_json(path, value) -> Path:
+    """Write a value as JSON, atomically."""
+    import json
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2) + "\n")
+    return Path(path)
+
+
 def write_png(path, image: np.ndarray) -> Path:
     """Write an RGB (or grey) uint8 image as PNG, atomically."""
     import cv2  # only where PNGs are written or read

@@ -1,10 +1,16 @@
 """`--data SOURCE`: which hands to read (prepared by data_pipeline.store).
 
 SOURCE is `synthetic` (the default, built in), a folder holding the competition's
-`training.h5` / `testing.h5`, or a folder holding the public RHD dataset
-(`RHD_published_v2/`). Options follow a colon, comma separated:
+`training.h5` / `testing.h5`, a folder holding the public RHD dataset
+(`RHD_published_v2/`), or COCO keypoint files (data_pipeline.coco). Options follow a
+colon, comma separated:
     synthetic:train=2000,validation=100,test=200,seed=3
     /data/kaggle:validation=480
+    coco:hands/train.json,images=hands/images,order=coco,padding=1.25
+    coco:train=a.json,validation=b.json,test=c.json
+A COCO source's file (or `train=`) gives the train split and the validation
+hold-out; `validation=FILE` gives the validation split instead (a number is the
+hold-out's size, as for every source) and `test=FILE` a test split.
 """
 
 import hashlib
@@ -23,6 +29,13 @@ OPTIONS = {  # option -> (data_pipeline.examples.Preparation field, which source
     "test": ("num_test", ("synthetic",)),
     "seed": ("seed", ("synthetic",)),
 }
+COCO_OPTIONS = {  # option -> (Preparation field, its type)
+    "validation": ("num_validation", int),
+    "split_seed": ("split_seed", int),
+    "images": ("images", str),
+    "order": ("order", str),
+    "padding": ("padding", float),
+}
 ENV_DATA_DIR = "HJR_DATA_DIR"
 
 
@@ -36,12 +49,21 @@ def default_data_dir() -> Path:
 
 @dataclass
 class Source:
-    kind: str  # "synthetic", "kaggle" or "rhd"
-    path: Path = None  # the folder of a kaggle or rhd source
-    options: dict = field(default_factory=dict)  # Preparation field -> int
+    kind: str  # "synthetic", "kaggle", "rhd" or "coco"
+    path: Path = None  # a kaggle or rhd source's folder, a coco source's first file
+    options: dict = field(default_factory=dict)  # Preparation field -> value
+    files: dict = None  # a coco source's annotation files {split: Path}
 
     def __str__(self):
+        if self.kind == "coco":
+            files = ", ".join(f"{k}={v}" for k, v in self.files.items())
+            return f"coco data in {files}"
         return "synthetic" if self.path is None else f"{self.kind} data in {self.path}"
+
+    def location(self):
+        """What data_pipeline.examples.plan reads: the files of a coco source,
+        else the folder (None for synthetic)."""
+        return self.files if self.kind == "coco" else self.path
 
 
 def _kind_of_folder(path: Path) -> str:
@@ -62,6 +84,8 @@ def _kind_of_folder(path: Path) -> str:
 def parse_source(spec: str) -> Source:
     """Parse a --data value; raises UserError naming `data` and what was expected."""
     spec = str(spec)
+    if spec.startswith("coco:") or spec == "coco":
+        return _parse_coco(spec)
     head, options = spec, {}
     match = re.fullmatch(r"(.*?):((?:\w+=[-\w]+,?)+)", spec)
     if match:
@@ -102,10 +126,76 @@ def parse_source(spec: str) -> Source:
     return source
 
 
+def _parse_coco(spec: str) -> Source:
+    """`coco:FILE[,OPTION=VALUE...]` or `coco:train=A,validation=B,test=C,...`."""
+    from .coco import ORDERS
+
+    files, options = {}, {}
+    for item in filter(None, spec[len("coco:") :].split(",")):
+        key, _, value = item.partition("=")
+        if not _:
+            key, value = "train", item
+        key, value = key.strip(), value.strip()
+        is_count = key == "validation" and value.isdigit()
+        if key in SPLITS and not is_count:
+            if key in files:
+                raise UserError(f"{key} is given twice", "data", spec)
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise UserError(f"{key}: no such annotation file {value}", "data", spec)
+            files[key] = path.resolve()
+            continue
+        if key not in COCO_OPTIONS:
+            expected = ", ".join(["train", "test", *COCO_OPTIONS])
+            raise UserError(
+                f"unknown option {key!r} for a coco source; expected a file or one "
+                f"of {expected}",
+                "data",
+                spec,
+            )
+        name, kind = COCO_OPTIONS[key]
+        try:
+            options[name] = kind(value)
+        except ValueError:
+            what = {int: "a whole number", float: "a number"}[kind]
+            raise UserError(f"{key} must be {what}, got {value!r}", "data", spec)
+        if key == "images":
+            folder = Path(value).expanduser()
+            if not folder.is_dir():
+                raise UserError(f"images: no such folder {value}", "data", spec)
+            options[name] = str(folder.resolve())
+    if options.get("order", "coco") not in ORDERS:
+        order = options["order"]
+        raise UserError(
+            f"order {order!r}: expected one of {', '.join(ORDERS)} (coco: each "
+            "finger base to tip; rhd: tip to base)",
+            "data",
+            spec,
+        )
+    if not options.get("padding", 1.0) > 0:
+        raise UserError("padding must be above 0 (1.25: mmpose's)", "data", spec)
+    if not files:
+        raise UserError(
+            "expected an annotation file: coco:FILE.json or coco:train=FILE.json",
+            "data",
+            spec,
+        )
+    if "validation" in files and "num_validation" in options:
+        raise UserError("validation is a file and a number", "data", spec)
+    return Source("coco", next(iter(files.values())), options, files)
+
+
 def fingerprint(source: Source) -> str:
-    """A short hash of a folder source's files' paths, sizes and times: a changed
-    file gives a new prepared copy."""
+    """A short hash of a folder source's files' paths, sizes and times (a coco
+    source's annotation files, and its image folder's name): a changed file gives a
+    new prepared copy."""
     digest = hashlib.sha1(str(source.path).encode())
+    if source.kind == "coco":
+        for split, path in source.files.items():
+            stat = path.stat()
+            digest.update(f"{split}={path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        digest.update(str(source.options.get("images")).encode())
+        return digest.hexdigest()[:10]
     patterns = ("*.h5", "RHD_published_v2/*/*.pickle", "*/*.pickle")
     for pattern in patterns:
         for item in sorted(source.path.glob(pattern)):

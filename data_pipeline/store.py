@@ -10,6 +10,7 @@ A source, prepared in one crop mode, is a folder in the data dir:
         <split>.keypoints.npy  float32 [N, 21, 2], x = column, y = row, crop pixels
         <split>.visible.npy    bool [N, 21]
         <split>.id.npy         int64 [N], each sample's index in its source split
+        <split>.<field>.npy    a coco source's FIELDS: where each crop came from
 
 Crops are cut once, at preparation (data_pipeline.examples), and stored raw: a batch
 is a gather of rows, nothing to decode. The folder is written under a temporary
@@ -37,6 +38,14 @@ LABELS = {  # field: (dtype, shape of one sample)
     "visible": (np.bool_, (NUM_JOINTS,)),
     "id": (np.int64, ()),
 }
+FIELDS = {  # what a coco source keeps of each hand: field: (dtype, shape)
+    "box": (np.float64, (3,)),  # the crop's square (x0, y0, side), frame pixels
+    "bbox_size": (np.float64, ()),  # max(w, h) of the hand's box (PCK's norm)
+    "image_id": (np.int64, ()),
+    "category_id": (np.int64, ()),
+    "annotation_id": (np.int64, ()),
+    "hand": (np.int8, ()),  # 0; COCO-WholeBody: 1 left, 2 right
+}
 
 
 @dataclass
@@ -51,6 +60,8 @@ class Split:
     labelled: bool  # whether the keypoints are labels (not the competition's test)
     has_visibility: bool  # whether `visible` tells hidden joints apart
     source: str  # the source, in words
+    kind: str = ""  # the source's kind
+    fields: dict = None  # a coco source's FIELDS {name: [N, ...]}, else {}
 
     def __len__(self) -> int:
         return len(self.id)
@@ -100,14 +111,15 @@ def _prepared(source, crop, data_dir):
     """(folder, info) of a prepared source (prepare)."""
     folder = folder_for(source, crop, data_dir)
     if not (folder / "info.json").is_file():
-        print(f"hjr: preparing {source} ({crop} crops) into {folder}")
+        how = "hand box" if source.kind == "coco" else crop
+        print(f"hjr: preparing {source} ({how} crops) into {folder}")
         _write(source, crop, folder)
     return folder, json.loads((folder / "info.json").read_text())
 
 
 def _write(source, crop, folder):
     prep = preparation(source, crop)
-    splits, metadata = plan(source.kind, source.path, prep)
+    splits, metadata = plan(source.kind, source.location(), prep)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
@@ -120,8 +132,13 @@ def _write(source, crop, folder):
             "kind": source.kind,
             "preparation": asdict(prep),
             "splits": sizes,
-            "labelled": [s for s in LABELLED[source.kind] if s in sizes],
-            "has_visibility": HAS_VISIBILITY[source.kind],
+            "labelled": [
+                s for s in metadata.pop("labelled", LABELLED[source.kind]) if s in sizes
+            ],
+            "has_visibility": metadata.pop(
+                "has_visibility", HAS_VISIBILITY[source.kind]
+            ),
+            "fields": sorted(FIELDS) if source.kind == "coco" else [],
             "metadata": metadata,
         }
         (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -139,17 +156,21 @@ def _write_split(folder, name, samples) -> int:
     from tqdm import tqdm
 
     labels = {key: [] for key in LABELS}
+    fields = {}
     with open(folder / f"{name}.image.u8", "wb") as images:
-        for index, image, keypoints, visible in tqdm(
+        for index, image, keypoints, visible, *more in tqdm(
             samples(), desc=f"hjr: {name}", unit=" crops", leave=False
         ):
             images.write(np.ascontiguousarray(image, np.uint8).tobytes())
             labels["keypoints"].append(keypoints)
             labels["visible"].append(visible)
             labels["id"].append(index)
-    for key, (dtype, shape) in LABELS.items():
-        values = np.asarray(labels[key], dtype).reshape(-1, *shape)
-        np.save(folder / f"{name}.{key}.npy", values)
+            for key, value in (more[0] if more else {}).items():
+                fields.setdefault(key, []).append(value)
+    specs = {**LABELS, **{key: FIELDS[key] for key in fields}}
+    for key, (dtype, shape) in specs.items():
+        values = np.asarray(labels.get(key, fields.get(key)), dtype)
+        np.save(folder / f"{name}.{key}.npy", values.reshape(-1, *shape))
     return len(labels["id"])
 
 
@@ -164,6 +185,10 @@ def open_split(source: Source, split: str, crop: str = "biased", data_dir=None):
         raise UserError(f"has no {split} split (it has: {have})", "data", source)
     count = info["splits"][split]
     labels = {key: np.load(folder / f"{split}.{key}.npy") for key in LABELS}
+    fields = {}
+    for key in info.get("fields", []):
+        path = folder / f"{split}.{key}.npy"  # an empty split wrote none
+        fields[key] = np.load(path) if path.exists() else np.zeros((0, *FIELDS[key][1]))
     if count:
         shape = (count, *IMAGE_SHAPE)
         image = np.memmap(folder / f"{split}.image.u8", np.uint8, "r", shape=shape)
@@ -175,5 +200,7 @@ def open_split(source: Source, split: str, crop: str = "biased", data_dir=None):
         labelled=split in info["labelled"],
         has_visibility=info["has_visibility"],
         source=info["source"],
+        kind=info["kind"],
+        fields=fields,
         **labels,
     )

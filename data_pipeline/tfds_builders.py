@@ -28,8 +28,8 @@ class HandConfig(tfds.core.BuilderConfig):
     seed: int = 0
 
     def preparation(self) -> Preparation:
-        fields = dataclasses.fields(Preparation)
-        return Preparation(**{f.name: getattr(self, f.name) for f in fields})
+        fields = [f.name for f in dataclasses.fields(Preparation)]
+        return Preparation(**{f: getattr(self, f) for f in fields if hasattr(self, f)})
 
 
 class _HandBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

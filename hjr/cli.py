@@ -141,7 +141,9 @@ def _train_parser(commands):
 
 
 def _predict_parsers(commands):
-    predict = commands.add_parser("predict", help="write a Kaggle submission CSV")
+    predict = commands.add_parser(
+        "predict", help="write a Kaggle submission CSV or COCO keypoint results"
+    )
     _data_flags(predict, "synthetic")
     predict.add_argument("--model", required=True, help=MODEL_HELP)
     predict.add_argument("--split", choices=SPLITS, default="test")
@@ -152,7 +154,11 @@ def _predict_parsers(commands):
         help="average over the four 90-degree rotations (default on)",
     )
     predict.add_argument("--batch-size", type=_positive, default=64)
-    predict.add_argument("--out", required=True, help="the CSV to write")
+    predict.add_argument(
+        "--out",
+        required=True,
+        help="the CSV to write; for a coco source a .json: COCO keypoint results",
+    )
     predict.add_argument(
         "--visualize", metavar="DIR", help="also write PNGs of predictions here"
     )
@@ -400,7 +406,8 @@ def _prepare(args, verbose):
     info = prepare(source, args.crop, args.data_dir)
     sizes = ", ".join(f"{k} {v}" for k, v in info["splits"].items())
     folder = folder_for(source, args.crop, args.data_dir)
-    print(f"hjr: {source} ({args.crop} crops) in {folder}: {sizes}")
+    how = "hand box" if source.kind == "coco" else args.crop
+    print(f"hjr: {source} ({how} crops) in {folder}: {sizes}")
 
 
 def _browse(args, verbose):

@@ -5,7 +5,7 @@ import math
 import cv2
 import numpy as np
 
-from data_pipeline.keypoints import BONES, joint_colour
+from data_pipeline.keypoints import BONES, joint_colour, labelled_joints
 
 SHIFT = 4  # sub-pixel bits for OpenCV drawing
 
@@ -22,6 +22,7 @@ def draw_keypoints(image, keypoints=None, scale=3, truth=None, hidden=None):
     image: uint8 [S, S, 3] RGB; keypoints, truth: float [21, 2] crop pixels or None.
     truth, when given, is drawn as small white rings under the prediction, and the
     joints that `hidden` (bool [21]) marks as small white crosses instead.
+    Unlabelled joints (NaN) are not drawn, nor the bones that touch them.
     """
     size = image.shape[0] * scale
     canvas = cv2.resize(image, (size, size), interpolation=cv2.INTER_NEAREST)
@@ -29,7 +30,9 @@ def draw_keypoints(image, keypoints=None, scale=3, truth=None, hidden=None):
     if truth is not None:
         hidden = np.zeros(len(truth), bool) if hidden is None else hidden
         white, arm = (255, 255, 255), 3 << SHIFT
-        for xy, cross in zip(truth, hidden):
+        for xy, cross, shown in zip(truth, hidden, labelled_joints(truth)):
+            if not shown:
+                continue
             x, y = _point(xy, scale)
             if not cross:
                 cv2.circle(canvas, (x, y), 4 << SHIFT, white, 1, cv2.LINE_AA, SHIFT)
@@ -39,7 +42,10 @@ def draw_keypoints(image, keypoints=None, scale=3, truth=None, hidden=None):
                 cv2.line(canvas, *ends, white, 1, cv2.LINE_AA, SHIFT)
     if keypoints is None:
         return canvas
+    shown = labelled_joints(keypoints)
     for parent, child in BONES:
+        if not (shown[parent] and shown[child]):
+            continue
         cv2.line(
             canvas,
             _point(keypoints[parent], scale),
@@ -50,6 +56,8 @@ def draw_keypoints(image, keypoints=None, scale=3, truth=None, hidden=None):
             SHIFT,
         )
     for joint, xy in enumerate(keypoints):
+        if not shown[joint]:
+            continue
         cv2.circle(
             canvas,
             _point(xy, scale),

@@ -19,6 +19,7 @@ import numpy as np
 
 from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path
+from data_pipeline.keypoints import CROP_SIZE, labelled_joints
 from hjr.config import complete, configure, resumed
 from hjr.core.heads import HEADS
 
@@ -108,14 +109,25 @@ def save_best(run_dir, step: int, logs: dict) -> Path:
 
 
 def mean_keypoints(train) -> np.ndarray:
-    """The mean keypoints float32 [21, 2] of a prepared training split."""
-    return train.keypoints.astype(np.float64).mean(axis=0).astype(np.float32)
+    """The mean keypoints float32 [21, 2] of a prepared training split (or of
+    keypoints float [N, 21, 2]): each joint's mean over the samples that label it,
+    the crop centre (CROP_SIZE / 2) for a joint that none labels."""
+    keypoints = np.array(getattr(train, "keypoints", train), np.float64)  # a copy
+    labelled = labelled_joints(keypoints)  # [N, 21]
+    keypoints[~labelled] = 0.0
+    sums = keypoints.sum(axis=0)
+    counts = labelled.sum(axis=0)[:, None]
+    mean = np.where(counts > 0, sums / np.maximum(counts, 1), CROP_SIZE / 2.0)
+    return mean.astype(np.float32)
 
 
 def mean_predictor_mse(labels, mean) -> float:
-    """kaggle_mse of predicting `mean` [21, 2] for every sample of labels [N, 21, 2]."""
-    errors = np.square(np.asarray(labels, np.float64) - mean).sum(axis=-1)
-    return float(errors.mean())
+    """kaggle_mse of predicting `mean` [21, 2] for every sample of labels [N, 21, 2],
+    over the labelled joints (NaN if there is none)."""
+    labels = np.asarray(labels, np.float64)
+    errors = np.square(labels - mean).sum(axis=-1)
+    errors = errors[labelled_joints(labels)]
+    return float(errors.mean()) if errors.size else float("nan")
 
 
 def save_baseline(run_dir, value: float) -> Path:

@@ -200,3 +200,75 @@ def _xyz(frame: dict, other: np.ndarray, left_first: bool) -> np.ndarray:
     )
     hands = (frame["xyz"], other_xyz) if left_first else (other_xyz, frame["xyz"])
     return np.concatenate(hands).astype(np.float32)
+
+
+def write_coco_hands(
+    folder: Path, count: int, seed: int = 0, order: str = "coco", wholebody=False
+) -> Path:
+    """A COCO keypoint file of `count` synthetic hands and their frames, as a user's
+    dataset: <folder>/images/<n>.png and <folder>/annotations/hands.json (its
+    file_names relative to <folder>), keypoints as pixel indices (our positions
+    - 0.5) in the file's `order` ("coco": each finger base -> tip), v 2 visible /
+    1 hidden, and in every third hand joint n % 21 unlabelled (v 0). Bboxes: the
+    keypoints' box grown 1.2 times about its centre. With `wholebody`, COCO-
+    WholeBody people: each image holds two frames side by side (640 x 320), the
+    left hand the first, the right hand the second, marked invalid (zeros) in
+    every other person. Returns the JSON's path; its hands' positions (ours, RHD
+    order, NaN where unlabelled) are under "hjr_truth" of each annotation."""
+    from data_pipeline.synthetic import render_hand_with_visibility
+
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "annotations").mkdir(parents=True, exist_ok=True)
+    joints = np.arange(21)
+    if order == "coco":
+        joints = np.array([0] + [1 + 4 * f + 3 - i for f in range(5) for i in range(4)])
+
+    def hand(n, dx=0.0):
+        image, keypoints, visible = render_hand_with_visibility(seed, n)
+        keypoints = keypoints.astype(np.float64) + (dx, 0.0)
+        flags = np.where(visible, 2, 1)
+        if n % 3 == 0:
+            flags[n % 21] = 0
+        lo, hi = keypoints.min(0), keypoints.max(0)
+        centre, size = (lo + hi) / 2, (hi - lo) * 1.2
+        bbox = [*(centre - size / 2), *size]
+        index_px = keypoints - 0.5  # COCO's pixel indices
+        triplets = np.concatenate([index_px, flags[:, None]], 1)
+        triplets[flags == 0] = 0
+        truth = np.where(flags[:, None] > 0, keypoints, np.nan)
+        return image, triplets[joints].reshape(-1).tolist(), bbox, truth
+
+    images, annotations = [], []
+    for n in range(count):
+        file_name = f"images/{n:04d}.png"
+        if not wholebody:
+            image, kpts, bbox, truth = hand(n)
+            entry = {"keypoints": kpts, "bbox": bbox, "num_keypoints": 21}
+            truths = [truth.tolist()]
+        else:
+            left, kpts_l, box_l, truth_l = hand(2 * n)
+            right, kpts_r, box_r, truth_r = hand(2 * n + 1, dx=320.0)
+            image = np.concatenate([left, right], axis=1)
+            valid_r = n % 2 == 0
+            entry = {
+                "keypoints": [0] * 51,
+                "bbox": [0, 0, 640, 320],
+                "lefthand_kpts": kpts_l,
+                "lefthand_box": box_l,
+                "lefthand_valid": True,
+                "righthand_kpts": kpts_r if valid_r else [0] * 63,
+                "righthand_box": box_r if valid_r else [0, 0, 0, 0],
+                "righthand_valid": valid_r,
+            }
+            truths = [truth_l.tolist()] + ([truth_r.tolist()] if valid_r else [])
+        cv2.imwrite(str(folder / file_name), image[..., ::-1])
+        height, width = image.shape[:2]
+        images.append({"id": 100 + n, "file_name": file_name, "width": width})
+        images[-1]["height"] = height
+        entry.update(id=1000 + n, image_id=100 + n, category_id=1, iscrowd=0)
+        annotations.append({**entry, "hjr_truth": truths})
+    category = {"id": 1, "name": "hand", "keypoints": [str(j) for j in range(21)]}
+    data = {"images": images, "annotations": annotations, "categories": [category]}
+    path = folder / "annotations" / "hands.json"
+    path.write_text(json.dumps(data))
+    return path

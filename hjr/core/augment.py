@@ -25,6 +25,9 @@ Joints and arbitrary angles: an angle that would rotate any joint out of the fra
 is halved, up to three times, and dropped (0) if it still would. Joints therefore
 never leave the frame and labels stay valid; hands near the border are rotated
 less. Corners brought in from outside the image are black (zeros).
+
+Unlabelled joints (NaN keypoints, data_pipeline.keypoints) stay NaN through every
+transform and count as inside the frame: they limit no angle.
 """
 
 import math
@@ -132,13 +135,16 @@ def rotate_images(images, angle):
 
 
 def _keep_inside_angle(keypoints, angle, size):
-    """The first of angle * ANGLE_TRIES that keeps every joint inside [0, size].
+    """The first of angle * ANGLE_TRIES that keeps every labelled joint inside
+    [0, size] (unlabelled joints, NaN, are inside wherever they go).
     keypoints: float [B, 21, 2]; angle: [B] radians. Returns [B]."""
     chosen = ops.zeros_like(angle)
+    unlabelled = ops.any(ops.isnan(keypoints), axis=-1, keepdims=True)  # [B, 21, 1]
     for fraction in reversed(ANGLE_TRIES):
         candidate = angle * fraction
         moved = rotate_keypoints(keypoints, candidate, size)
-        inside = ops.all((moved >= 0) & (moved <= size), axis=(1, 2))
+        kept = (moved >= 0) & (moved <= size)
+        inside = ops.all(kept | unlabelled, axis=(1, 2))
         chosen = ops.where(inside, candidate, chosen)
     return chosen
 

@@ -10,7 +10,10 @@ A head is everything hjr needs to build, train and describe it:
   keypoints (crop pixels) at map side `size` on the device (hjr.core.codec), a dict; or
   None: the loss takes the keypoints alone;
 - `loss(labels, outputs, conf)`: the training loss, a scalar; labels hold
-  "keypoints" and what `target` made;
+  "keypoints", "labelled" (float32 [B, 21], 1 where the joint has a label; where
+  absent, taken from the keypoints) and what `target` made. Every loss averages over
+  labelled joints only (maps: the pixels of their channels); hjr.core.model.head_loss
+  sets unlabelled (NaN) keypoints to 0 before `target` sees them;
 - `defaults`: the head's own settings in a run's configuration;
 - `summary`: one line for `--help`.
 The map heads' shared settings: `map_stride`, the input pixels per map pixel (1,
@@ -116,13 +119,44 @@ def offsets_outputs(features, conf):
     return {"keypoints": keypoints, "maps": maps, "offsets": offsets}
 
 
-def joint_mse(labels, outputs, conf):
-    """The mean squared joint distance (kaggle_mse) of the predicted keypoints."""
+def _labelled(labels):
+    """The labelled joints float32 [B, 21] (1: labelled): labels["labelled"], else
+    those of labels["keypoints"] (hjr.core.metrics.labelled)."""
     from keras import ops
 
-    from hjr.core.metrics import kaggle_mse
+    from hjr.core.metrics import labelled
 
-    return ops.mean(kaggle_mse(labels["keypoints"], outputs["keypoints"]))
+    if "labelled" in labels:
+        return ops.cast(labels["labelled"], "float32")
+    return labelled(labels["keypoints"])
+
+
+def _joint_squares(labels, outputs):
+    """Squared joint distances [B, 21] (finite) of the predicted keypoints, and
+    _labelled(labels)."""
+    from hjr.core.metrics import fill_unlabelled, squared_distances
+
+    mask = _labelled(labels)
+    truth = fill_unlabelled(labels["keypoints"], mask)
+    return squared_distances(truth, outputs["keypoints"]), mask
+
+
+def _map_mean(pixels, labels):
+    """The mean of pixels [B, s, s, 21] over the channels of labelled joints."""
+    from keras import ops
+
+    mask = _labelled(labels)
+    total = ops.sum(pixels * mask[:, None, None, :])
+    area = pixels.shape[1] * pixels.shape[2]
+    return total / (ops.maximum(ops.sum(mask), 1.0) * area)
+
+
+def joint_mse(labels, outputs, conf):
+    """The mean squared joint distance (kaggle_mse) of the predicted keypoints,
+    over the labelled joints of the batch."""
+    from hjr.core.metrics import joint_mean
+
+    return joint_mean(*_joint_squares(labels, outputs), axis=None)
 
 
 def _stride(size, conf):
@@ -162,41 +196,46 @@ def _with_integral(map_loss):
         if conf["integral"]:
             from keras import ops
 
-            from hjr.core.metrics import mean_joint_distance
+            from hjr.core.metrics import joint_mean
 
-            distance = mean_joint_distance(labels["keypoints"], outputs["keypoints"])
-            total = total + conf["integral"] * ops.mean(distance)
+            squared, mask = _joint_squares(labels, outputs)
+            distance = joint_mean(ops.sqrt(squared + 1e-12), mask, axis=None)
+            total = total + conf["integral"] * distance
         return total
 
-    loss.__doc__ = map_loss.__doc__ + " Plus `integral` x the mean joint distance."
+    loss.__doc__ = map_loss.__doc__ + (
+        " Plus `integral` x the mean joint distance (labelled joints)."
+    )
     return loss
 
 
 def pixel_crossentropy(labels, outputs, conf=None):
-    """Per-pixel binary cross-entropy of the predicted probabilities."""
+    """Per-pixel binary cross-entropy of the predicted probabilities, averaged
+    over the maps of labelled joints."""
     import keras
 
     probabilities = outputs["maps"]
     pixels = keras.losses.binary_crossentropy(
         labels["maps"][..., None], probabilities[..., None]
     )
-    return keras.ops.mean(pixels)
+    return _map_mean(pixels, labels)
 
 
 def pixel_l2(labels, outputs, conf=None):
-    """Mean squared difference of the predicted and the target maps."""
+    """Mean squared difference of the predicted and the target maps of labelled
+    joints."""
     from keras import ops
 
-    return ops.mean(ops.square(outputs["maps"] - labels["maps"]))
+    return _map_mean(ops.square(outputs["maps"] - labels["maps"]), labels)
 
 
 def offsets_loss(labels, outputs, conf):
     """Per-pixel cross-entropy of the disks, plus the mean absolute error of the
-    offsets (in units of the disk radius) over the pixels inside each joint's
-    disk."""
+    offsets (in units of the disk radius) over the pixels inside each labelled
+    joint's disk."""
     from keras import ops
 
-    disks = labels["maps"]
+    disks = labels["maps"] * _labelled(labels)[:, None, None, :]
     error = ops.sum(ops.abs(outputs["offsets"] - labels["offsets"]), axis=-1)
     inside = ops.maximum(ops.sum(disks), 1.0)
     offsets = ops.sum(error * disks) / inside / conf["radius"]

@@ -4,7 +4,8 @@
 [B, 128, 128, 3] RGB 0..255 (preprocessing inside), outputs a dict with `keypoints`
 [B, 21, 2] (and `maps` for the map heads). `HandTrainer` wraps it for compile/fit:
 augmentation of the batch, the head's loss with labels encoded on the device, and
-the keypoint metrics, all inside the one (optionally XLA-compiled) step.
+the keypoint metrics, all inside the one (optionally XLA-compiled) step. Both leave
+unlabelled joints (NaN keypoints, data_pipeline.keypoints) out.
 
 Everything here is `keras.ops`: the same code trains on TensorFlow, JAX and
 PyTorch. The step is Keras' own; the trainer's `call` augments the batch (in
@@ -21,7 +22,7 @@ from hjr.config import complete
 from hjr.core.augment import augment_batch
 from hjr.core.backbones import build_encoder
 from hjr.core.heads import HEADS
-from hjr.core.metrics import keras_metrics
+from hjr.core.metrics import fill_unlabelled, keras_metrics, labelled
 
 
 def build_model(conf: dict) -> keras.Model:
@@ -34,9 +35,14 @@ def build_model(conf: dict) -> keras.Model:
 
 
 def head_loss(conf, keypoints, outputs):
-    """The head's training loss (a scalar) for labels keypoints [B, 21, 2]."""
+    """The head's training loss (a scalar) for labels keypoints [B, 21, 2], over
+    their labelled joints. Unlabelled joints (NaN) are set to 0 before the targets
+    are made from them (so that no NaN reaches a value or a gradient), and the
+    losses leave them out by labels["labelled"] (float32 [B, 21], 1: labelled)."""
     head = HEADS[conf["head"]]
-    labels = {"keypoints": keypoints}
+    mask = labelled(keypoints)
+    keypoints = fill_unlabelled(keypoints, mask)
+    labels = {"keypoints": keypoints, "labelled": mask}
     if head.target is not None:
         labels.update(head.target(keypoints, outputs["maps"].shape[1], conf))
     return head.loss(labels, outputs, conf)

@@ -14,6 +14,11 @@ report `hjr evaluate --json` and `hjr demo` write.
   share of hidden joints), epe and kaggle_mse over the visible and over the hidden
   joints alone (epe_visible, ..., kaggle_mse_hidden) and per_joint_epe_visible /
   _hidden; None where there is no such joint.
+Every metric is over the labelled joints alone: unlabelled ones (NaN labels,
+data_pipeline.keypoints) are left out, the hand box is that of the labelled joints,
+a joint that no sample labels has a per-joint EPE of None, and the result then
+holds `labelled_joints`, the number of labelled joints (absent where every joint is
+labelled).
 """
 
 import json
@@ -22,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from data_pipeline.files import atomic_path, write_png
-from data_pipeline.keypoints import JOINT_NAMES
+from data_pipeline.keypoints import JOINT_NAMES, labelled_joints
 from hjr.draw import draw_keypoints, figure_image, new_figure, titled_grid
 
 AUC_MAX_PX = 30.0
@@ -33,46 +38,95 @@ WORST_SCALE = 2  # crop enlargement in <stem>.worst.png
 
 
 def pck_curve(distances, max_px=AUC_MAX_PX, points=61):
-    """(thresholds [points], share of joints within each threshold [points])."""
+    """(thresholds [points], share of joints within each threshold [points]; NaN
+    where distances is empty)."""
     thresholds = np.linspace(0.0, max_px, points)
+    if not np.size(distances):
+        return thresholds, np.full(points, np.nan)
     return thresholds, (distances.reshape(-1)[None] <= thresholds[:, None]).mean(1)
 
 
 def _distances(predictions, labels):
-    """Squared and plain joint distances [N, 21] in float64."""
+    """Squared and plain joint distances [N, 21] in float64 (NaN where a joint is
+    unlabelled)."""
     predictions = np.asarray(predictions, np.float64)
     labels = np.asarray(labels, np.float64)
     squared = ((predictions - labels) ** 2).sum(-1)
     return squared, np.sqrt(squared)
 
 
+def _mean(values):
+    """The mean of values as a float, None where there are none."""
+    return float(values.mean()) if values.size else None
+
+
+def _per_joint_epe(distances, labelled):
+    """{joint name: mean distance over the samples labelling it (rounded to 4
+    places), None where none does}."""
+    counts = labelled.sum(0)
+    sums = np.where(labelled, distances, 0.0).sum(0)
+    means = (sums / np.maximum(counts, 1)).round(4)
+    return {
+        joint: float(mean) if count else None
+        for joint, mean, count in zip(JOINT_NAMES, means.tolist(), counts)
+    }
+
+
+def _hand_boxes(labels, labelled):
+    """[N]: the longer side of each sample's labelled keypoints' bounding box."""
+    inside = labelled[..., None]
+    high = np.where(inside, labels, -np.inf).max(1)
+    low = np.where(inside, labels, np.inf).min(1)
+    return (high - low).max(-1)
+
+
+def _image_errors(predictions, labels):
+    """[N]: each sample's mean joint error over its labelled joints, NaN where it
+    has none."""
+    distances = _distances(predictions, labels)[1]
+    labelled = labelled_joints(labels)
+    counts = labelled.sum(1)
+    sums = np.where(labelled, distances, 0.0).sum(1)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
 def scores(predictions, labels, visible=None) -> dict:
-    """All metrics of predictions vs labels, both float [N, 21, 2]; with visible
-    (bool [N, 21]) also those of the visible and the hidden joints apart."""
+    """All metrics of predictions vs labels, both float [N, 21, 2], over the
+    labelled joints; with visible (bool [N, 21]) also those of the visible and the
+    hidden joints apart."""
     squared, distances = _distances(predictions, labels)
     labels = np.asarray(labels, np.float64)
-    box = (labels.max(1) - labels.min(1)).max(-1)  # [N]
-    thresholds, curve = pck_curve(distances)
-    auc = float(np.trapezoid(curve, thresholds) / AUC_MAX_PX)
+    labelled = labelled_joints(labels)
+    box = _hand_boxes(labels, labelled)  # [N]
+    thresholds, curve = pck_curve(distances[labelled])
+    auc = np.trapezoid(curve, thresholds) / AUC_MAX_PX
+    auc = float(auc) if labelled.any() else None
+    kaggle_mse = _mean(squared[labelled])
+    within = distances <= PCK_FRACTION * box[:, None]
     result = {
         "count": int(len(labels)),
-        "kaggle_mse": float(squared.mean()),
-        "mse_per_coordinate": float(squared.mean() / 2),
-        "epe": float(distances.mean()),
-        "pck@0.2": float((distances <= PCK_FRACTION * box[:, None]).mean()),
+        "kaggle_mse": kaggle_mse,
+        "mse_per_coordinate": None if kaggle_mse is None else kaggle_mse / 2,
+        "epe": _mean(distances[labelled]),
+        "pck@0.2": _mean(within[labelled]),
         f"auc_0_{AUC_MAX_PX:g}px": auc,
-        "per_joint_epe": dict(zip(JOINT_NAMES, distances.mean(0).round(4).tolist())),
+        "per_joint_epe": _per_joint_epe(distances, labelled),
     }
+    if not labelled.all():
+        result["labelled_joints"] = int(labelled.sum())
     if visible is not None:
-        result.update(_visibility_scores(squared, distances, visible))
+        result.update(_visibility_scores(squared, distances, visible, labelled))
     return result
 
 
-def _visibility_scores(squared, distances, visible) -> dict:
-    """The metrics of scores() over the visible and the hidden joints apart."""
+def _visibility_scores(squared, distances, visible, labelled=None) -> dict:
+    """The metrics of scores() over the visible and the hidden joints apart
+    (labelled joints alone where `labelled`, bool [N, 21], is given)."""
     visible = np.asarray(visible, bool)
-    masks = {"visible": visible, "hidden": ~visible}
-    result = {"share_hidden": float(masks["hidden"].mean())}
+    if labelled is None:
+        labelled = np.ones_like(visible)
+    masks = {"visible": visible & labelled, "hidden": ~visible & labelled}
+    result = {"share_hidden": _mean(masks["hidden"][labelled])}
     for name, values in (("epe", distances), ("kaggle_mse", squared)):
         for kind, mask in masks.items():
             result[f"{name}_{kind}"] = (
@@ -147,10 +201,10 @@ def plot_joints(path, result: dict):
     ax.set_xticks(x, JOINT_NAMES, rotation=60, ha="right", rotation_mode="anchor")
     ax.set_xlim(-0.6, len(JOINT_NAMES) - 0.4)
     ax.set_ylabel("mean joint error (px of the 128-px crop)")
-    ax.set_title(
-        f"Error per joint, {result['count']} images (mean over all joints: "
-        f"{result['epe']:.1f} px)"
-    )
+    joints = "labelled joints" if "labelled_joints" in result else "all joints"
+    epe = "none" if result["epe"] is None else f"{result['epe']:.1f} px"
+    count = result["count"]
+    ax.set_title(f"Error per joint, {count} images (mean over {joints}: {epe})")
     ax.set_ylim(0, 1.2 * max(ax.get_ylim()[1], 1.0))  # room for the legend
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper center", ncol=len(bars))
@@ -158,18 +212,21 @@ def plot_joints(path, result: dict):
 
 
 def worst_rows(predictions, labels, count=WORST_COUNT) -> np.ndarray:
-    """Rows of the `count` samples with the largest mean joint error, worst first."""
-    errors = _distances(predictions, labels)[1].mean(1)
+    """Rows of the `count` samples with the largest mean joint error (over their
+    labelled joints; samples without any come last), worst first."""
+    errors = _image_errors(predictions, labels)
     return np.argsort(-errors, kind="stable")[:count]
 
 
 def plot_worst(path, ids, images, predictions, labels, visible=None):
     """PNG of samples (ids [K], crops uint8 [K, S, S, 3]) with their predictions
     drawn over them (rings: labels; crosses: the labels of hidden joints where
-    `visible` is given), each titled with its id, mean joint error and number of
-    hidden joints."""
-    errors = _distances(predictions, labels)[1].mean(1)
-    hidden = None if visible is None else ~np.asarray(visible, bool)
+    `visible` is given; unlabelled joints have neither), each titled with its id,
+    mean joint error over its labelled joints, number of hidden joints and, where
+    some are, of unlabelled joints."""
+    errors = _image_errors(predictions, labels)
+    unlabelled = ~labelled_joints(labels)
+    hidden = None if visible is None else ~np.asarray(visible, bool) & ~unlabelled
     tiles, titles = [], []
     for n, index in enumerate(ids):
         tiles.append(
@@ -184,6 +241,8 @@ def plot_worst(path, ids, images, predictions, labels, visible=None):
         title = f"{int(index):05d}: {errors[n]:.1f} px"
         if hidden is not None:
             title += f", {int(hidden[n].sum())} hidden"
+        if unlabelled[n].any():
+            title += f", {int(unlabelled[n].sum())} unlabelled"
         titles.append(title)
     header = "dots and bones: prediction; white rings: label"
     if hidden is not None:
@@ -209,7 +268,7 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, result)
     written = [path]
-    distances = _distances(predictions, labels)[1]
+    distances = _distances(predictions, labels)[1][labelled_joints(labels)]
     written.append(
         plot_pck(path.with_suffix(".pck.png"), {"model": pck_curve(distances)})
     )
@@ -272,10 +331,16 @@ def evaluate_split(
     labels = truth["keypoints"]
     visible = truth["visible"] if prepared.has_visibility else None
     result = scores(predictions, labels, visible)
+    if prepared.kind == "coco":  # and in the original image's pixels
+        from hjr.inference.mmpose_metrics import mmpose_scores
+
+        rows = prepared.positions(ids)
+        sides, sizes = prepared.fields["box"][rows, 2], prepared.fields["bbox_size"]
+        result.update(mmpose_scores(predictions, labels, sides, sizes[rows]))
     try:
         mean = runs.mean_keypoints(open_split(source, "train", crop, data_dir))
     except UserError:
-        mean = labels.mean(axis=0)
+        mean = runs.mean_keypoints(labels)
     result["mean_predictor_kaggle_mse"] = runs.mean_predictor_mse(labels, mean)
     if not json_path:
         return result, []

@@ -1,5 +1,6 @@
 """`hjr predict`: keypoints of a split from any predictor (hjr.inference.predictors),
-with test-time augmentation (hjr.inference.tta), as the competition's CSV and PNGs.
+with test-time augmentation (hjr.inference.tta), as the competition's CSV, COCO
+keypoint results (a coco source, `--out *.json`) and PNGs.
 """
 
 from pathlib import Path
@@ -40,19 +41,31 @@ def predict(
     num_visualize=16,
 ):
     """Predict a split with `model` (a run folder's best network, an exported
-    SavedModel, or a Predictor already loaded); write the submission CSV to `out`
-    and PNGs to `visualize` when given.
+    SavedModel, or a Predictor already loaded); write to `out` the submission CSV
+    or, for a coco source and a `.json` out, COCO keypoint results in the original
+    images' pixels (data_pipeline.coco.results); PNGs to `visualize` when given.
 
     Returns (ids, predictions, labels or None) with rows sorted by id.
     """
+    from data_pipeline.coco import results
+    from data_pipeline.errors import UserError
+    from data_pipeline.files import write_json
     from data_pipeline.kaggle_csv import write_keypoints_csv
     from data_pipeline.store import open_split
 
+    as_coco = out is not None and Path(out).suffix.lower() == ".json"
+    if as_coco and source.kind != "coco":
+        raise UserError(
+            f"COCO results need a coco source, not {source}; write a .csv", "out", out
+        )
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
     prepared = open_split(source, split, crop, data_dir)
     ids, predictions, labels = predict_split(predictor, prepared, tta, batch_size)
     labels = labels if prepared.labelled else None
-    if out is not None:
+    if as_coco:
+        order = source.options.get("order", "coco")
+        write_json(out, results(prepared, ids, predictions, order))
+    elif out is not None:
         write_keypoints_csv(out, ids, predictions)
     if visualize is not None:
         _visualize(
