@@ -283,3 +283,18 @@ def test_train_predict_evaluate_browse_on_coco_wholebody(tmp_path, capsys):
     assert main(browse) == 0
     assert read_png(out / "grid.png").shape[0] >= 192
     assert len(list(out.glob("*_overlay.png"))) == 6
+
+
+def test_boxes_without_keypoints_give_an_unlabelled_test_split(tmp_path):
+    """A detector's boxes (every v = 0): one unlabelled sample per box, to predict
+    on; they cannot be trained on."""
+    path = write_coco_hands(tmp_path / "h", 3)
+    data = json.loads(path.read_text())
+    for annotation in data["annotations"]:
+        annotation["keypoints"] = [0] * 63
+    path.write_text(json.dumps(data))
+    prepared = open_split(parse_source(f"coco:test={path}"), "test", data_dir=tmp_path)
+    assert len(prepared) == 3 and not prepared.labelled
+    assert np.isnan(prepared.keypoints).all()
+    with pytest.raises(Exception, match="no labelled joint"):
+        open_split(parse_source(f"coco:{path}"), "train", data_dir=tmp_path)
