@@ -231,10 +231,11 @@ def read_image(file: Path, where: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., ::-1])
 
 
-def crops(path, hands, folder: Path, padding: float, tells_visibility=True):
+def crops(path, hands, folder, padding, tells_visibility=True, context=False):
     """The samples (id, crop, keypoints, visible, fields) of `hands`, in order;
-    visible: v = 2, or where the files do not tell (tells_visibility False) v > 0."""
-    from .crop import cut_square
+    visible: v = 2, or where the files do not tell (tells_visibility False) v > 0.
+    With `context`, the crops' surroundings (data_pipeline.crop) in their place."""
+    from .crop import cut_square, surroundings
 
     cached = (None, None)
     for hand in hands:
@@ -252,7 +253,8 @@ def crops(path, hands, folder: Path, padding: float, tells_visibility=True):
         }
         keypoints = to_crop(hand.keypoints, box).astype(np.float32)
         visible = hand.flags == 2 if tells_visibility else hand.flags > 0
-        yield hand.index, cut_square(cached[1], box), keypoints, visible, fields
+        cut = surroundings if context else cut_square
+        yield hand.index, cut(cached[1], box), keypoints, visible, fields
 
 
 def results(split, ids, predictions, order: str) -> list:

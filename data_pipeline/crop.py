@@ -17,6 +17,8 @@ import numpy as np
 from .keypoints import CROP_SIZE
 
 MARGIN = 8  # pixels added around the keypoint box by both crops
+CONTEXT = 2  # the side of a crop's surroundings over the crop's
+CONTEXT_SIDE = CONTEXT * CROP_SIZE
 CROPS = ("biased", "centered")
 
 
@@ -88,11 +90,12 @@ def crop_square(image: np.ndarray, box: tuple) -> np.ndarray:
     return out
 
 
-def crop_hand(image: np.ndarray, keypoints: np.ndarray, crop: str = "biased") -> tuple:
+def crop_hand(image, keypoints, crop: str = "biased", context: bool = False) -> tuple:
     """Crop one hand and resize it to the network input.
 
     image: uint8 [H, W, 3]; keypoints: float [21, 2] in the frame.
-    Returns (uint8 [128, 128, 3], float32 [21, 2] in pixels of the 128x128 crop).
+    Returns (uint8 [128, 128, 3], float32 [21, 2] in pixels of the 128x128 crop);
+    with `context`, the crop's surroundings (`surroundings`) in place of the crop.
     """
     height, width = image.shape[:2]
     if crop == "biased":
@@ -103,22 +106,25 @@ def crop_hand(image: np.ndarray, keypoints: np.ndarray, crop: str = "biased") ->
         local = np.asarray(keypoints, np.float64) - box[:2]
     else:
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    local = (local * (CROP_SIZE / box[2])).astype(np.float32)
+    if context:
+        return surroundings(image, box), local
     patch = crop_square(image, box)
     import cv2  # importing this module (for CROPS) needs no OpenCV
 
     resized = cv2.resize(patch, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
-    return resized, (local * (CROP_SIZE / box[2])).astype(np.float32)
+    return resized, local
 
 
-def cut_square(image: np.ndarray, box: tuple) -> np.ndarray:
+def cut_square(image: np.ndarray, box: tuple, size: int = CROP_SIZE) -> np.ndarray:
     """The square box (x0, y0, side), continuous frame pixels, any real values, of
-    image uint8 [H, W, 3] resized to 128 x 128: bilinear, pixel centres at i + 0.5
-    (crop pixel j samples the frame at (j + 0.5) * side / 128 + x0), zeros outside
-    the image."""
+    image uint8 [H, W, 3] resized to size x size (128): bilinear, pixel centres at
+    i + 0.5 (pixel j samples the frame at (j + 0.5) * side / size + x0), zeros
+    outside the image."""
     import cv2
 
     x0, y0, side = (float(v) for v in box)
-    scale = side / CROP_SIZE
+    scale = side / size
     inverse = np.array(
         [
             [scale, 0.0, x0 + 0.5 * scale - 0.5],
@@ -128,8 +134,17 @@ def cut_square(image: np.ndarray, box: tuple) -> np.ndarray:
     return cv2.warpAffine(
         image,
         inverse,
-        (CROP_SIZE, CROP_SIZE),
+        (size, size),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
+
+
+def surroundings(image: np.ndarray, box: tuple) -> np.ndarray:
+    """uint8 [256, 256, 3]: the square of CONTEXT times the side of the crop box
+    (x0, y0, side) about its centre, at the crop's resolution, zeros outside the
+    image; the crop is its pixels 64..191 (data_pipeline.boxes)."""
+    x0, y0, side = (float(v) for v in box)
+    grow = (CONTEXT - 1) * side / 2
+    return cut_square(image, (x0 - grow, y0 - grow, CONTEXT * side), CONTEXT_SIDE)

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import coco, kaggle_h5, parallel, rhd
-from .crop import crop_hand
+from .crop import CONTEXT_SIDE, crop_hand
 from .errors import UserError
-from .keypoints import NUM_JOINTS
+from .keypoints import CROP_SIZE, NUM_JOINTS
 from .splits import hold_out
 
 SPLITS_ORDER = ("train", "validation", "test")
@@ -63,6 +63,7 @@ class Preparation:
     padding: float = 1.25  # coco only: the crop's side over the box's longer side
     order: str = "coco"  # coco only: the files' joint order (data_pipeline.coco)
     images: str = ""  # coco only: the image folder ("": beside the files)
+    context: bool = False  # yield the crops' surroundings in place of the crops
 
     def name(self, kind: str, fingerprint: str = "") -> str:
         """A name that tells preparations apart (the files' fingerprint for
@@ -96,10 +97,20 @@ def _held_out(held, metadata):
     metadata["num_validation"] = 0 if held is None else len(held[1])
 
 
-def _crops(samples, crop):
+def _crops(samples, crop, context=False):
     for index, image, keypoints, visible in samples:
-        patch, moved = crop_hand(image, keypoints, crop)
+        patch, moved = crop_hand(image, keypoints, crop, context)
         yield int(index), patch, moved, visible
+
+
+def _padded(samples, context):
+    """Crops as they are or, with `context`, in a zero border as their
+    surroundings (a source that holds only the crops)."""
+    border = (CONTEXT_SIDE - CROP_SIZE) // 2
+    for index, image, keypoints, visible in samples:
+        if context:
+            image = np.pad(image, ((border, border), (border, border), (0, 0)))
+        yield index, image, keypoints, visible
 
 
 def _note_skipped(metadata, where, split, skipped):
@@ -118,7 +129,9 @@ def _synthetic(path, prep, metadata):
     train, validation = held
 
     def drawn(indices, offset, crop):
-        draw = functools.partial(parallel.synthetic_crop, prep.seed, offset, crop)
+        draw = functools.partial(
+            parallel.synthetic_crop, prep.seed, offset, crop, context=prep.context
+        )
         for index, sample in zip(indices, parallel.in_order(draw, indices)):
             yield (int(index), *sample)
 
@@ -144,15 +157,15 @@ def _kaggle(folder, prep, metadata):
         wanted = set(indices.tolist())
         with kaggle_h5.open_kaggle(folder / "training.h5", "train") as reader:
             samples = (sample + (visible,) for sample in reader.samples(indices))
-            yield from _crops(samples, prep.crop)
+            yield from _crops(samples, prep.crop, prep.context)
             skipped = [s for s in reader.skipped if s[0] in wanted]
             _note_skipped(metadata, "hjr_kaggle", split, skipped)
 
     def testing():
         blank = np.zeros((NUM_JOINTS, 2), np.float32)
         with kaggle_h5.open_kaggle(folder / "testing.h5", "test") as reader:
-            for index, image, _ in reader:
-                yield int(index), image, blank, visible
+            samples = ((int(i), image, blank, visible) for i, image, _ in reader)
+            yield from _padded(samples, prep.context)
 
     if held is not None:
         splits["train"] = functools.partial(training, "train", held[0])
@@ -181,7 +194,8 @@ def _rhd(root, prep, metadata):
     def samples(rhd_split, split, indices):
         crop = "biased" if split == "test" else prep.crop
         with rhd.open_rhd(root, rhd_split) as reader:
-            yield from _crops(reader.samples(indices, visibility=True), crop)
+            samples = reader.samples(indices, visibility=True)
+            yield from _crops(samples, crop, prep.context)
             _note_skipped(metadata, "hjr_rhd", split, reader.skipped)
 
     splits = {}
@@ -217,7 +231,7 @@ def _coco(files, prep, metadata):
     tells = bool((flags == 1).any() and (flags == 2).any())
     for split, (path, hands, folder, _) in read.items():
         splits[split] = functools.partial(
-            coco.crops, path, hands, folder, prep.padding, tells
+            coco.crops, path, hands, folder, prep.padding, tells, prep.context
         )
     metadata["num_validation"] = len(read.get("validation", (0, ()))[1])
     metadata["labelled"] = [s for s in SPLITS_ORDER if s in read and read[s][3]]

@@ -15,6 +15,8 @@ the same batches, and every loader gives the same ones. Batches are dicts:
     id: int64 [B], the sample's index in its source split
     draws: float32 [B, 4] in [0, 1), training batches only: the random numbers of
         the training augmentation (hjr.core.augment maps them to its parameters)
+A split opened with its surroundings and a `jitter` (shift, scale) gives training
+batches cut from boxes moved and scaled (data_pipeline.boxes; --box-jitter).
 """
 
 import functools
@@ -59,8 +61,17 @@ def train_batch(split: Split, seed: int, step: int, batch_size: int) -> dict:
     """Training batch `step` of the run seeded `seed` (module docstring)."""
     if len(split) == 0:
         raise UserError(f"{split.source} has no {split.name} samples to train on")
-    batch = split.rows(stream_rows(len(split), seed, step, batch_size))
+    rows = stream_rows(len(split), seed, step, batch_size)
+    batch = split.rows(rows)
     batch["draws"] = batch_draws(seed, step, batch_size)
+    if split.jitter is not None:
+        from .boxes import perturb, training_draws
+
+        moves = training_draws(seed, step, batch_size, *split.jitter)
+        context = split.rows(rows, ("context",))["context"]
+        batch["image"], batch["keypoints"] = perturb(
+            context, batch["keypoints"], moves
+        )
     return batch
 
 

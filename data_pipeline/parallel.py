@@ -114,13 +114,13 @@ def _serve():
         results.flush()
 
 
-def synthetic_crop(seed: int, offset: int, crop: str, index: int) -> tuple:
+def synthetic_crop(seed, offset, crop, index, context=False) -> tuple:
     """(crop, keypoints in it, visible) of synthetic frame `offset + index`, cut
-    with data_pipeline.crop.crop_hand."""
+    with data_pipeline.crop.crop_hand (with `context`: its surroundings)."""
     image, keypoints, visible = synthetic.render_hand_with_visibility(
         seed, offset + index
     )
-    patch, local = crop_hand(image, keypoints, crop)
+    patch, local = crop_hand(image, keypoints, crop, context)
     return patch, local, visible
 
 

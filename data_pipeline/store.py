@@ -11,6 +11,8 @@ A source, prepared in one crop mode, is a folder in the data dir:
         <split>.visible.npy    bool [N, 21]
         <split>.id.npy         int64 [N], each sample's index in its source split
         <split>.<field>.npy    a coco source's FIELDS: where each crop came from
+        <split>.context.u8     uint8 [N, 256, 256, 3], the crops' surroundings
+                               (data_pipeline.boxes), written when first needed
 
 Crops are cut once, at preparation (data_pipeline.examples), and stored raw: a batch
 is a gather of rows, nothing to decode. The folder is written under a temporary
@@ -19,9 +21,10 @@ dir is --data-dir, else $HJR_DATA_DIR, else ~/.cache/hjr/datasets.
 """
 
 import json
+import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +65,8 @@ class Split:
     source: str  # the source, in words
     kind: str = ""  # the source's kind
     fields: dict = None  # a coco source's FIELDS {name: [N, ...]}, else {}
+    context: np.ndarray = None  # uint8 [N, 256, 256, 3] surroundings, where opened
+    jitter: tuple = None  # (shift, scale) of training batches' boxes, or None
 
     def __len__(self) -> int:
         return len(self.id)
@@ -174,9 +179,25 @@ def _write_split(folder, name, samples) -> int:
     return len(labels["id"])
 
 
-def open_split(source: Source, split: str, crop: str = "biased", data_dir=None):
+def open_split(
+    source: Source,
+    split: str,
+    crop: str = "biased",
+    data_dir=None,
+    context: bool = False,
+    box: tuple = None,
+):
     """One split of a source, prepared first where it is not; UserError if the
-    source has no such split."""
+    source has no such split. With `context`, its crops' surroundings too
+    (`context`, prepared first where they are not); with `box` (shift, scale, seed)
+    other than (0, 1, ...), the split cut from boxes moved and scaled
+    (data_pipeline.boxes), in memory."""
+    if box is not None and tuple(box[:2]) != (0, 1):
+        from . import boxes
+
+        boxes.check(box[0], box[1])
+        whole = open_split(source, split, crop, data_dir, context=True)
+        return _moved(whole, *box)
     if split not in SPLITS:
         raise UserError(f"expected one of {', '.join(SPLITS)}", "split", split)
     folder, info = _prepared(source, crop, data_dir)
@@ -194,7 +215,7 @@ def open_split(source: Source, split: str, crop: str = "biased", data_dir=None):
         image = np.memmap(folder / f"{split}.image.u8", np.uint8, "r", shape=shape)
     else:
         image = np.zeros((0, *IMAGE_SHAPE), np.uint8)
-    return Split(
+    prepared = Split(
         name=split,
         image=image,
         labelled=split in info["labelled"],
@@ -203,4 +224,67 @@ def open_split(source: Source, split: str, crop: str = "biased", data_dir=None):
         kind=info["kind"],
         fields=fields,
         **labels,
+    )
+    if context:
+        prepared.context = _context(source, crop, folder, prepared)
+    return prepared
+
+
+def _context(source, crop, folder, prepared):
+    """The surroundings of a prepared split's crops, memory-mapped; written first
+    (under a temporary name, then renamed) where they are not."""
+    from tqdm import tqdm
+
+    from .crop import CONTEXT_SIDE
+
+    path = folder / f"{prepared.name}.context.u8"
+    shape = (len(prepared), CONTEXT_SIDE, CONTEXT_SIDE, 3)
+    if not path.is_file():
+        print(f"hjr: cutting the surroundings of {source} {prepared.name} into {path}")
+        prep = replace(preparation(source, crop), context=True)
+        samples = plan(source.kind, source.location(), prep)[0][prepared.name]
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                rows = tqdm(samples(), desc="hjr: surroundings", leave=False)
+                for row, (index, image, *_) in enumerate(rows):
+                    if row >= len(prepared) or index != prepared.id[row]:
+                        raise UserError(
+                            f"{source}: the {prepared.name} split changed since it "
+                            f"was prepared into {folder}; delete that folder"
+                        )
+                    out.write(np.ascontiguousarray(image, np.uint8).tobytes())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    if not len(prepared):
+        return np.zeros(shape, np.uint8)
+    return np.memmap(path, np.uint8, "r", shape=shape)
+
+
+def _moved(whole: Split, shift, scale, seed) -> Split:
+    """A split cut from its samples' boxes moved and scaled (data_pipeline.boxes),
+    in memory; a coco source's `box` field moved with them."""
+    from . import boxes
+
+    draws = boxes.evaluation_draws(whole.id, shift, scale, seed)
+    images, keypoints = [], []
+    for start in range(0, len(whole), 256):
+        part = slice(start, start + 256)
+        crops, moved = boxes.perturb(
+            whole.context[part], whole.keypoints[part], draws[part]
+        )
+        images.append(crops)
+        keypoints.append(moved)
+    fields = dict(whole.fields)
+    if "box" in fields:
+        fields["box"] = boxes.frame_boxes(fields["box"], draws)
+    empty = np.zeros((0, *IMAGE_SHAPE), np.uint8)
+    return replace(
+        whole,
+        image=np.concatenate(images) if images else empty,
+        keypoints=np.concatenate(keypoints) if keypoints else whole.keypoints,
+        fields=fields,
+        context=None,
     )

@@ -52,6 +52,15 @@ def _positive(text):
     return value
 
 
+def _pair(text):
+    """PX,S: two numbers."""
+    try:
+        shift, scale = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PX,S (e.g. 16,1.25), got {text!r}")
+    return [shift, scale]
+
+
 def _heads(text):
     heads = [h for h in text.split(",") if h]
     if not heads or any(h not in HEADS for h in heads):
@@ -90,6 +99,32 @@ def _data_flags(parser, data=None, crop="biased", what=""):
     )
 
 
+def _box_flags(parser):
+    """--shift, --scale, --box-seed: crops cut from moved and scaled boxes."""
+    parser.add_argument(
+        "--shift",
+        type=float,
+        default=0.0,
+        metavar="PX",
+        help="cut each crop from its box moved by PX pixels of the 128-px crop in a "
+        "seeded direction (data_pipeline.boxes; default 0)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="and scaled by a seeded factor in [1/S, S] (default 1)",
+    )
+    parser.add_argument(
+        "--box-seed", type=int, default=0, help="seed of the moves (default 0)"
+    )
+
+
+def _box(args):
+    return (args.shift, args.scale, args.box_seed)
+
+
 def _setting_flag(parser, key, default, text):
     """The flag of setting `key`, None where not given (the preset's value)."""
     flag = "--" + key.replace("_", "-")
@@ -100,6 +135,8 @@ def _setting_flag(parser, key, default, text):
         options["choices"] = CHOICES[key]
     elif key == "map_stride":
         options.update(type=int, choices=MAP_STRIDES)
+    elif key == "box_jitter":
+        options.update(type=_pair, metavar="PX,S")
     elif isinstance(default, bool):
         options["action"] = argparse.BooleanOptionalAction
     elif isinstance(default, list):
@@ -145,6 +182,7 @@ def _predict_parsers(commands):
         "predict", help="write a Kaggle submission CSV or COCO keypoint results"
     )
     _data_flags(predict, "synthetic")
+    _box_flags(predict)
     predict.add_argument("--model", required=True, help=MODEL_HELP)
     predict.add_argument("--split", choices=SPLITS, default="test")
     predict.add_argument(
@@ -165,6 +203,7 @@ def _predict_parsers(commands):
 
     evaluate = commands.add_parser("evaluate", help="score predictions on a split")
     _data_flags(evaluate, "synthetic")
+    _box_flags(evaluate)
     given = evaluate.add_mutually_exclusive_group(required=True)
     given.add_argument("--model", help=MODEL_HELP)
     given.add_argument("--predictions", help="a CSV in the submission format")
@@ -325,7 +364,21 @@ def _app_parsers(commands):
         f"{','.join(HEADS)} (default all)",
     )
     reproduce.add_argument(
-        "--out", default="reproduce", help="output folder (default reproduce/)"
+        "--out", help="output folder (default reproduce/, robustness/)"
+    )
+    reproduce.add_argument(
+        "--robustness",
+        action="store_true",
+        help="instead: which head survives an imperfect crop: every head trained "
+        "as is and with --box-jitter, scored on validation crops cut from boxes "
+        "moved by 0, 4, 8, 16 and 32 px and scaled by 1 and 1.25; writes "
+        "robustness.md, robustness.png and robustness.json",
+    )
+    reproduce.add_argument(
+        "--box-jitter",
+        type=_pair,
+        metavar="PX,S",
+        help="with --robustness: the jitter of the jittered runs (default 32,1.25)",
     )
 
 
@@ -348,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         "browse", help="write the network's input crops as PNGs"
     )
     _data_flags(browse, "synthetic")
+    _box_flags(browse)
     browse.add_argument("--split", choices=SPLITS, default="train")
     browse.add_argument(
         "--augment", action="store_true", help="apply the training augmentation"
@@ -426,6 +480,7 @@ def _browse(args, verbose):
         crop=args.crop,
         data_dir=args.data_dir,
         augment_conf={"max_angle": args.max_angle, "flip": args.flip},
+        box=_box(args),
     )
 
 
@@ -441,7 +496,7 @@ def _predict(args, verbose):
     start_tensorflow(verbose)
     from hjr.inference.predict import predict
 
-    where = dict(crop=args.crop, data_dir=args.data_dir)
+    where = dict(crop=args.crop, data_dir=args.data_dir, box=_box(args))
     visualize = Path(args.visualize) if args.visualize else None
     ids, _, _ = predict(
         args.model,
@@ -474,6 +529,7 @@ def _evaluate(args, verbose):
         args.crop,
         args.data_dir,
         args.json,
+        _box(args),
     )
     print(evaluate.table(result))
     if result.get("share_hidden") is None:
@@ -608,7 +664,17 @@ def _reproduce(args, verbose):
     start_tensorflow(verbose)
     from hjr.apps.reproduce import reproduce
 
-    reproduce(args.out, args.data, args.preset, args.steps, args.data_dir, args.heads)
+    if args.robustness:
+        from hjr.apps.robustness import robustness
+
+        out = args.out or "robustness"
+        where = (args.preset, args.steps, args.data_dir, args.heads, args.box_jitter)
+        robustness(out, args.data, *where)
+        return
+    if args.box_jitter is not None:
+        raise UserError("needs --robustness", "box_jitter", args.box_jitter)
+    out = args.out or "reproduce"
+    reproduce(out, args.data, args.preset, args.steps, args.data_dir, args.heads)
 
 
 HANDLERS = {

@@ -67,6 +67,11 @@ SETTINGS = {
     "max_angle": (0.0, "extra rotation uniform in [-A, A] degrees (0: off)"),
     "brightness": (25.0, "largest brightness shift on the 0..255 scale"),
     "saturation": ([0.5, 1.5], "range of the saturation factor: LOW HIGH"),
+    "box_jitter": (
+        [0.0, 1.0],
+        "train on boxes moved up to PX crop pixels and scaled by [1/S, S], cut "
+        "from the crops' surroundings: PX,S (0,1: off; data_pipeline.boxes)",
+    ),
     # How the step runs.
     "strategy": ("auto", "the devices and how the batch is split over them"),
     "precision": ("float32", "float32, mixed_float16 or mixed_bfloat16"),
@@ -184,6 +189,12 @@ def _check(key, value):
     elif key in ("augment", "rot90", "flip", "centred"):
         if not isinstance(value, bool):
             raise UserError("expected true or false", key, value)
+    elif key == "box_jitter":
+        if not isinstance(value, list) or len(value) != 2:
+            raise UserError("expected [shift, scale]", key, value)
+        from data_pipeline.boxes import check
+
+        check(*value, key=key)
     elif key == "saturation":
         if not isinstance(value, list) or len(value) != 2:
             raise UserError("expected [low, high]", key, value)

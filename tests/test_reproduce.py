@@ -181,3 +181,38 @@ def test_python_api_checks_heads(tmp_path):
     with pytest.raises(UserError, match="heads 'mlp': expected some of fc"):
         reproduce(tmp_path / "out", heads=["mlp"])
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_robustness_table_and_chart(tmp_path, data_dir, capsys):
+    """hjr reproduce --robustness: a run per head and training, each scored at
+    every shift and scale; the table, the chart and a rerun that skips them."""
+    out = tmp_path / "robust"
+    common = ["--data", SMALL_SYNTHETIC, "--data-dir", str(data_dir), "--out", str(out)]
+    argv = ["reproduce", "--robustness", "--preset", "quick", "--steps", "2"]
+    argv += ["--heads", "fc,offsets", "--box-jitter", "16,1.25", *common]
+    assert main(argv) == 0
+    table = json.loads((out / "robustness.json").read_text())
+    assert sorted(table["rows"]) == [
+        "fc-jitter",
+        "fc-plain",
+        "offsets-jitter",
+        "offsets-plain",
+    ]
+    assert table["jitter"] == [16.0, 1.25]
+    jittered = json.loads((out / "runs" / "fc-jitter" / "config.json").read_text())
+    plain = json.loads((out / "runs" / "fc-plain" / "config.json").read_text())
+    assert jittered["box_jitter"] == [16.0, 1.25] and plain["box_jitter"] == [0, 1]
+    for row in table["rows"].values():
+        assert set(row["errors"]) == {"1", "1.25"}
+        for values in row["errors"].values():
+            assert list(values) == ["0", "4", "8", "16", "32"]
+            assert all(math.isfinite(v) and v > 0 for v in values.values())
+    text = (out / "robustness.md").read_text()
+    assert text.count("| offsets |") == 2 and "32 px, ×1.25" in text
+    assert read_png(out / "robustness.png").shape[1] > 800
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("done before") == 4
+    refused = [*argv[:-len(common)], "--box-jitter", "8,1.25", *common]
+    assert main(refused) == 2

@@ -26,17 +26,20 @@ def browse(
     crop: str = "biased",
     data_dir=None,
     augment_conf: dict = None,
+    box: tuple = None,
 ) -> Path:
     """Write the first `num` samples of a split into `out`:
     <id>.png (the 128x128 network input, nothing drawn), <id>_overlay.png (joints
     and bones), keypoints.csv (labels in the submission format; labelled splits
     only) and grid.png. With `augmented`, the training augmentation (hjr.core.augment)
     with the draws of `seed` (batch b uses batch_draws(seed, b, its size), as
-    training batch b of a run seeded `seed` would). Returns `out`.
+    training batch b of a run seeded `seed` would). With `box` (shift, scale,
+    seed), the crops cut from moved and scaled boxes (data_pipeline.boxes).
+    Returns `out`.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    prepared = open_split(source, split, crop, data_dir)
+    prepared = open_split(source, split, crop, data_dir, box=box)
     labelled, count = prepared.labelled, len(prepared)
     batch_size = max(1, min(num, 32))
     ids, keypoints, overlays = [], [], []

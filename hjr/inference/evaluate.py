@@ -299,24 +299,27 @@ def evaluate_split(
     crop="biased",
     data_dir=None,
     json_path=None,
+    box=None,
 ):
     """`hjr evaluate`: score a split's predictions, from `model` (a run folder or
     an export, hjr.inference.predictors) or from a CSV in the submission format,
     with the mean training keypoints' kaggle_mse beside them (the split's own mean
     where the source has no training split); with json_path, write the report
-    there. Returns (the scores, the paths written)."""
+    there. With `box` (shift, scale, seed), on the split's crops cut from moved and
+    scaled boxes (data_pipeline.boxes). Returns (the scores, the paths written)."""
     from data_pipeline.errors import UserError
     from data_pipeline.kaggle_csv import read_keypoints_csv
     from data_pipeline.store import open_split
     from hjr import runs
-    from hjr.inference.predict import predict
+    from hjr.inference.predict import predict_split
+    from hjr.inference.predictors import Predictor, load_predictor
 
-    prepared = open_split(source, split, crop, data_dir)
+    prepared = open_split(source, split, crop, data_dir, box=box)
     if not prepared.labelled:
         raise UserError(f"{source} has no labels for it", "split", split)
     if model is not None:
-        where = dict(crop=crop, data_dir=data_dir)
-        ids, predictions, _ = predict(model, source, split, tta, batch_size, **where)
+        predictor = model if isinstance(model, Predictor) else load_predictor(model)
+        ids, predictions, _ = predict_split(predictor, prepared, tta, batch_size)
         given = ("model", model)
     else:
         ids, predictions = read_keypoints_csv(predictions_csv)

@@ -39,11 +39,14 @@ def predict(
     crop="biased",
     data_dir=None,
     num_visualize=16,
+    box=None,
 ):
     """Predict a split with `model` (a run folder's best network, an exported
     SavedModel, or a Predictor already loaded); write to `out` the submission CSV
     or, for a coco source and a `.json` out, COCO keypoint results in the original
     images' pixels (data_pipeline.coco.results); PNGs to `visualize` when given.
+    With `box` (shift, scale, seed), the split's crops cut from moved and scaled
+    boxes (data_pipeline.boxes); COCO results are mapped back through them.
 
     Returns (ids, predictions, labels or None) with rows sorted by id.
     """
@@ -59,7 +62,7 @@ def predict(
             f"COCO results need a coco source, not {source}; write a .csv", "out", out
         )
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
-    prepared = open_split(source, split, crop, data_dir)
+    prepared = open_split(source, split, crop, data_dir, box=box)
     ids, predictions, labels = predict_split(predictor, prepared, tta, batch_size)
     labels = labels if prepared.labelled else None
     if as_coco:

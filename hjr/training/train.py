@@ -145,7 +145,7 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
     source = parse_source(conf["data"])
     every, total = schedule(conf)
     # Prepared (on first use) before the model is built.
-    train = open_split(source, "train", conf["crop"], data_dir)
+    train = training_split(conf, source, data_dir)
     validation = open_split(source, "validation", conf["crop"], data_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # A resumed run loads its last checkpoint; one that stopped before its first
@@ -205,6 +205,17 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
     return run_dir
 
 
+def training_split(conf, source, data_dir=None):
+    """The run's training split; with a box_jitter, with its crops' surroundings
+    (prepared first where they are not) and the jitter its batches take."""
+    shift, scale = conf["box_jitter"]
+    jitter = shift > 0 or scale > 1
+    train = open_split(source, "train", conf["crop"], data_dir, context=jitter)
+    if jitter:
+        train.jitter = (shift, scale)
+    return train
+
+
 def bn_refresh_batches(conf, data_dir=None) -> list:
     """The batches a run re-estimates BatchNorm from (BatchNormRefresh) before each
     validation: its first bn_refresh training crops, as the trainer takes them
@@ -213,8 +224,7 @@ def bn_refresh_batches(conf, data_dir=None) -> list:
     images = conf["bn_refresh"]
     count = -(-images // BN_REFRESH_BATCH)
     size = -(-images // count)
-    source = parse_source(conf["data"])
-    train = open_split(source, "train", conf["crop"], data_dir)
+    train = training_split(conf, parse_source(conf["data"]), data_dir)
     batches = []
     for step in range(count):
         keep = min(size, images - step * size)
