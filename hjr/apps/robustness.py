@@ -228,7 +228,7 @@ def markdown(table, rows, out) -> str:
 def plot(path, rows, table):
     """PNG: mean joint error against shift, a panel per scale, one line per head
     (solid: trained as is; dashed: with box jitter)."""
-    fig, axes = new_figure(figsize=(11, 4.2), dpi=100, ncols=len(SCALES))
+    fig, axes = new_figure(figsize=(11, 4.5), dpi=100, ncols=len(SCALES))
     colours = dict(zip(HEADS, ("tab:red", "tab:blue", "tab:green", "tab:purple")))
     top = max(v for r in rows for e in r["errors"].values() for v in e.values())
     for ax, scale in zip(axes, SCALES):
@@ -247,10 +247,10 @@ def plot(path, rows, table):
         ax.set_xlabel("box moved by (px of the 128-px crop)")
         scaled = f"box scaled in [1/{scale:g}, {scale:g}]"
         ax.set_title("box size kept" if scale == 1 else scaled)
-        ax.set_ylim(0, top * 1.08)
+        ax.set_ylim(0, top * 1.4)  # room for the legend
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mean joint error (px)")
-    axes[-1].legend(fontsize=8)
+    axes[0].legend(loc="upper left", ncol=2, fontsize=8)
     where = f"{table['data']}, {table['preset']} preset"
     fig.suptitle(f"Which head survives an imperfect crop ({where})")
     return write_png(path, figure_image(fig))
