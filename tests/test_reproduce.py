@@ -199,7 +199,7 @@ def test_robustness_table_and_chart(tmp_path, data_dir, capsys):
         "offsets-jitter",
         "offsets-plain",
     ]
-    assert table["jitter"] == [16.0, 1.25]
+    assert table["box_jitter"] == [16.0, 1.25]
     jittered = json.loads((out / "runs" / "fc-jitter" / "config.json").read_text())
     plain = json.loads((out / "runs" / "fc-plain" / "config.json").read_text())
     assert jittered["box_jitter"] == [16.0, 1.25] and plain["box_jitter"] == [0, 1]
@@ -214,5 +214,7 @@ def test_robustness_table_and_chart(tmp_path, data_dir, capsys):
     capsys.readouterr()
     assert main(argv) == 0
     assert capsys.readouterr().out.count("done before") == 4
-    refused = [*argv[:-len(common)], "--box-jitter", "8,1.25", *common]
+    refused = [*argv[: -len(common)], "--box-jitter", "8,1.25", *common]
+    capsys.readouterr()
     assert main(refused) == 2
+    assert "--box-jitter [8.0, 1.25]: the table in" in capsys.readouterr().err

@@ -146,28 +146,38 @@ def reproduce(
     return finished
 
 
+def saved_table(path, given: dict, what: str = "reproduce"):
+    """The table saved at `path`, None where there is none; UserError (naming the
+    setting) where a setting of `given` that is not None differs from the
+    table's (a table's steps None: its preset's steps for each head)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        table = json.loads(path.read_text())
+        refused = [k for k, v in given.items() if v is not None and v != table[k]]
+        has = {k: f"{k} {table[k]!r}" for k in given}
+        if table.get("steps", 0) is None:
+            has["steps"] = "its preset's steps for each head"
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{path}: not an hjr {what} table ({error})") from None
+    if refused:
+        key = refused[0]
+        raise UserError(
+            f"the table in {path.parent} has {has[key]}: finish it with those, "
+            "or start another table in a new folder",
+            key,
+            given[key],
+        )
+    return table
+
+
 def _open_table(out, data, preset, steps) -> dict:
     """The table in `out`, or a new one saved there; UserError (naming the
     setting) where data, preset or steps differ from the table's."""
-    path = out / RESULTS
-    if path.exists():
-        try:
-            table = json.loads(path.read_text())
-            given = {"data": data, "preset": preset, "steps": steps}
-            refused = [k for k, v in given.items() if v is not None and v != table[k]]
-            has = {k: f"{k} {table[k]!r}" for k in given}
-            if table["steps"] is None:
-                has["steps"] = "its preset's steps for each head"
-        except (ValueError, KeyError, TypeError) as error:
-            raise UserError(f"{path}: not an hjr reproduce table ({error})") from None
-        if refused:
-            key = refused[0]
-            raise UserError(
-                f"the table in {out} has {has[key]}: finish it with those, "
-                "or start another table in a new folder",
-                key,
-                given[key],
-            )
+    given = {"data": data, "preset": preset, "steps": steps}
+    table = saved_table(out / RESULTS, given)
+    if table is not None:
         return table
     preset = preset or DEFAULT_PRESET
     if steps is not None:

@@ -13,7 +13,7 @@ have been cut (a moved crop's errors times its scale factor), without TTA. One
 folder:
 
     runs/<head>-<plain|jitter>/   the training runs (hjr.training.train)
-    robustness.json    the source, preset, steps and jitter, and each finished run's
+    robustness.json    the source, preset, steps and box jitter, and each finished run's
                        errors per shift and scale
     robustness.md      the table
     robustness.png     error against shift, one line per head and training
@@ -22,7 +22,6 @@ Runs are saved as they finish; again in the same folder, finished runs are skipp
 and an interrupted one continues from its last checkpoint.
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from data_pipeline.keypoints import labelled_joints
 from data_pipeline.sources import parse_source
 from data_pipeline.store import open_split
 from hjr import runs
-from hjr.apps.reproduce import _without_retracing_warnings
+from hjr.apps.reproduce import _without_retracing_warnings, saved_table
 from hjr.config import DEFAULT_PRESET, configure
 from hjr.core.heads import HEADS
 from hjr.draw import figure_image, new_figure
@@ -112,32 +111,20 @@ def _open_table(out, data, preset, steps, jitter) -> dict:
     """The table in `out`, or a new one saved there; UserError (naming the
     setting) where a given setting differs from the table's."""
     path = out / RESULTS
-    given = {"data": data, "preset": preset, "steps": steps, "jitter": jitter}
-    if path.exists():
-        try:
-            table = json.loads(path.read_text())
-            refused = [k for k, v in given.items() if v is not None and v != table[k]]
-        except (ValueError, KeyError, TypeError) as error:
-            raise UserError(f"{path}: not an hjr robustness table ({error})") from None
-        if refused:
-            key = refused[0]
-            raise UserError(
-                f"the table in {out} has {key} {table[key]!r}: finish it with that, "
-                "or start another table in a new folder",
-                key,
-                given[key],
-            )
+    given = {"data": data, "preset": preset, "steps": steps, "box_jitter": jitter}
+    table = saved_table(path, given, "robustness")
+    if table is not None:
         return table
     table = {
         "data": data or "synthetic",
         "preset": preset or DEFAULT_PRESET,
         "steps": steps,
-        "jitter": list(jitter or DEFAULT_JITTER),
+        "box_jitter": list(jitter or DEFAULT_JITTER),
         "shifts": list(SHIFTS),
         "scales": list(SCALES),
         "rows": {},
     }
-    overrides = {"box_jitter": table["jitter"]}
+    overrides = {"box_jitter": table["box_jitter"]}
     if steps is not None:
         overrides["steps"] = steps
     configure(table["preset"], overrides)  # checked before the folder is made
@@ -153,7 +140,7 @@ def _train(run_dir, head, kind, table, data_dir):
     """Train a run, or continue it from its latest checkpoint."""
     overrides = {"head": head, "data": table["data"]}
     if kind == "jitter":
-        overrides["box_jitter"] = table["jitter"]
+        overrides["box_jitter"] = table["box_jitter"]
     if table["steps"] is not None:
         overrides["steps"] = table["steps"]
     resume = runs.checkpoint(run_dir, "latest") is not None
@@ -194,7 +181,7 @@ def markdown(table, rows, out) -> str:
         f"{head} {conf['backbone']} ({conf['steps']:,} steps)"
         for head, conf in confs.items()
     )
-    shift_px, scale = table["jitter"]
+    shift_px, scale = table["box_jitter"]
     lines = [
         "# Which head survives an imperfect crop",
         "",
