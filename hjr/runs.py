@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from data_pipeline.errors import UserError
-from data_pipeline.files import atomic_path
+from data_pipeline.files import write_json
 from data_pipeline.keypoints import CROP_SIZE, labelled_joints
 from hjr.config import complete, configure, resumed
 from hjr.core.heads import HEADS
@@ -29,19 +29,13 @@ BASELINE = "baseline.json"
 ENVIRONMENT = "environment.json"
 
 
-def _write_json(path: Path, value) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2) + "\n")
-    return path
-
-
 def is_run(run_dir) -> bool:
     """Whether run_dir holds a run (its configuration)."""
     return (Path(run_dir) / CONFIG).is_file()
 
 
 def save_config(conf: dict, run_dir) -> Path:
-    return _write_json(Path(run_dir) / CONFIG, conf)
+    return write_json(Path(run_dir) / CONFIG, conf)
 
 
 def load_config(run_dir) -> dict:
@@ -105,7 +99,7 @@ def best_value(run_dir) -> float:
 
 
 def save_best(run_dir, step: int, logs: dict) -> Path:
-    return _write_json(Path(run_dir) / BEST, {"step": step, **logs})
+    return write_json(Path(run_dir) / BEST, {"step": step, **logs})
 
 
 def mean_keypoints(train) -> np.ndarray:
@@ -136,7 +130,7 @@ def save_baseline(run_dir, value: float) -> Path:
         "mean_predictor_kaggle_mse": value,
         "mean_predictor_mse_per_coordinate": value / 2,
     }
-    return _write_json(Path(run_dir) / BASELINE, record)
+    return write_json(Path(run_dir) / BASELINE, record)
 
 
 def read_baseline(run_dir):
@@ -149,4 +143,4 @@ def read_baseline(run_dir):
 
 def save_environment(run_dir, backend: str, version: str, devices) -> Path:
     record = {"backend": backend, "keras": version, "devices": list(map(str, devices))}
-    return _write_json(Path(run_dir) / ENVIRONMENT, record)
+    return write_json(Path(run_dir) / ENVIRONMENT, record)

@@ -1,7 +1,6 @@
 """What `hjr bench` and `hjr bench --export` report of the machine: the device,
 peak memory, and how they write their figures and progress."""
 
-import json
 import os
 import platform
 import sys
@@ -9,7 +8,7 @@ import sys
 import keras
 import tensorflow as tf
 
-from data_pipeline.files import atomic_path
+from data_pipeline.files import write_json as write_file
 from hjr.apps.bench_step import peak_host_rss_mib
 
 
@@ -43,8 +42,7 @@ def memory() -> dict:
 
 def write_json(result: dict, json_path) -> None:
     if json_path:
-        with atomic_path(json_path) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n")
+        write_file(json_path, result)
 
 
 def progress(line):

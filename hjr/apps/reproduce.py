@@ -29,7 +29,7 @@ from typing import Optional
 import keras
 
 from data_pipeline.errors import UserError
-from data_pipeline.files import atomic_path, write_png
+from data_pipeline.files import atomic_path, write_json, write_png
 from data_pipeline.loader import read_visibility
 from data_pipeline.sources import parse_source
 from hjr import runs
@@ -190,8 +190,7 @@ def _open_table(out, data, preset, steps) -> dict:
 
 
 def _save(out, table):
-    with atomic_path(out / RESULTS) as tmp:
-        tmp.write_text(json.dumps(table, indent=2) + "\n")
+    write_json(out / RESULTS, table)
 
 
 def _train(run_dir, row, table, data_dir):

@@ -21,12 +21,11 @@ holds `labelled_joints`, the number of labelled joints (absent where every joint
 labelled).
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from data_pipeline.files import atomic_path, write_png
+from data_pipeline.files import write_json, write_png
 from data_pipeline.keypoints import JOINT_NAMES, labelled_joints
 from hjr.draw import draw_keypoints, figure_image, new_figure, titled_grid
 
@@ -146,11 +145,6 @@ def table(result: dict) -> str:
     keys = [k for k, v in result.items() if isinstance(v, float)]
     width = max(len(k) for k in keys)
     return "\n".join(f"{k:<{width}}  {result[k]:10.4f}" for k in keys)
-
-
-def write_json(path, result: dict):
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def plot_pck(path, curves: dict):
@@ -330,14 +324,14 @@ def evaluate_split(
             f"{split} split",
             *given,
         )
-    truth = prepared.rows(prepared.positions(ids), ("keypoints", "visible"))
+    rows = prepared.positions(ids)
+    truth = prepared.rows(rows, ("keypoints", "visible"))
     labels = truth["keypoints"]
     visible = truth["visible"] if prepared.has_visibility else None
     result = scores(predictions, labels, visible)
     if prepared.kind == "coco":  # and in the original image's pixels
         from hjr.inference.mmpose_metrics import mmpose_scores
 
-        rows = prepared.positions(ids)
         sides, sizes = prepared.fields["box"][rows, 2], prepared.fields["bbox_size"]
         result.update(mmpose_scores(predictions, labels, sides, sizes[rows]))
     try:
