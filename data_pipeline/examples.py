@@ -1,9 +1,9 @@
 """The samples of each source, split and cut: what a prepared source stores.
 
-`plan(kind, location, preparation)` returns, per split, a function that yields the
-split's samples `(id, image uint8 [128, 128, 3], keypoints float32 [21, 2], visible
-bool [21])`, a coco source's with a fifth item, its fields {name: value}
-(data_pipeline.store.FIELDS), and the metadata that goes with them
+`plan(kind, location, preparation)` returns, per split, its Samples: called, they
+yield the split's samples `(id, image uint8 [128, 128, 3], keypoints float32
+[21, 2], visible bool [21])`, a coco source's with a fifth item, its fields
+{name: value} (data_pipeline.store.FIELDS), and the metadata that goes with them
 (`num_validation`, and once a split was generated, `skipped_<split>`; a coco
 source's also `labelled` and `has_visibility`). Unlabelled joints (COCO's v = 0)
 are NaN (data_pipeline.keypoints). It needs neither TensorFlow nor TensorFlow
@@ -30,6 +30,7 @@ there.
 
 import functools
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -81,6 +82,18 @@ class Preparation:
         return (
             f"{self.crop}_val{self.num_validation}_split{self.split_seed}_{fingerprint}"
         )
+
+
+@dataclass(frozen=True)
+class Samples:
+    """One split's samples: calling it yields them (`make()`); `count` says how
+    many it will yield where that is known before reading (progress lines)."""
+
+    make: Callable
+    count: Optional[int] = None
+
+    def __call__(self):
+        return self.make()
 
 
 def plan(kind: str, path, prep: Preparation):
@@ -135,11 +148,14 @@ def _synthetic(path, prep, metadata):
         for index, sample in zip(indices, parallel.in_order(draw, indices)):
             yield (int(index), *sample)
 
+    test = np.arange(prep.num_test)
     return {
-        "train": functools.partial(drawn, train, 0, prep.crop),
-        "validation": functools.partial(drawn, validation, 0, prep.crop),
-        "test": functools.partial(
-            drawn, np.arange(prep.num_test), TEST_INDEX_OFFSET, "biased"
+        "train": Samples(functools.partial(drawn, train, 0, prep.crop), len(train)),
+        "validation": Samples(
+            functools.partial(drawn, validation, 0, prep.crop), len(validation)
+        ),
+        "test": Samples(
+            functools.partial(drawn, test, TEST_INDEX_OFFSET, "biased"), len(test)
         ),
     }
 
@@ -168,11 +184,13 @@ def _kaggle(folder, prep, metadata):
             yield from _padded(samples, prep.context)
 
     if held is not None:
-        splits["train"] = functools.partial(training, "train", held[0])
-        splits["validation"] = functools.partial(training, "validation", held[1])
+        for name, indices in zip(("train", "validation"), held):
+            splits[name] = Samples(
+                functools.partial(training, name, indices), len(indices)
+            )
     if (folder / "testing.h5").exists():
-        kaggle_h5.open_kaggle(folder / "testing.h5", "test").close()
-        splits["test"] = testing
+        with kaggle_h5.open_kaggle(folder / "testing.h5", "test") as reader:
+            splits["test"] = Samples(testing, len(reader))
     if not splits and has_training:
         raise UserError(
             f"{where}: too few training samples to split into train and "
@@ -187,7 +205,8 @@ def _kaggle(folder, prep, metadata):
 def _rhd(root, prep, metadata):
     with rhd.open_rhd(root, "training") as reader:
         ids, where = np.array(reader.ids), str(reader.root)
-    rhd.open_rhd(root, "evaluation").close()
+    with rhd.open_rhd(root, "evaluation") as reader:
+        evaluation = len(reader)
     held = hold_out(len(ids), prep.num_validation, prep.split_seed, where)
     _held_out(held, metadata)
 
@@ -200,11 +219,13 @@ def _rhd(root, prep, metadata):
 
     splits = {}
     if held is not None:
-        splits["train"] = functools.partial(samples, "training", "train", ids[held[0]])
-        splits["validation"] = functools.partial(
-            samples, "training", "validation", ids[held[1]]
-        )
-    splits["test"] = functools.partial(samples, "evaluation", "test", None)
+        for name, indices in zip(("train", "validation"), held):
+            chosen = ids[indices]
+            splits[name] = Samples(
+                functools.partial(samples, "training", name, chosen), len(chosen)
+            )
+    test = functools.partial(samples, "evaluation", "test", None)
+    splits["test"] = Samples(test, evaluation)
     return splits
 
 
@@ -230,9 +251,10 @@ def _coco(files, prep, metadata):
     flags = np.concatenate([h.flags for r in read.values() for h in r[1]] or [[]])
     tells = bool((flags == 1).any() and (flags == 2).any())
     for split, (path, hands, folder, _) in read.items():
-        splits[split] = functools.partial(
+        crops = functools.partial(
             coco.crops, path, hands, folder, prep.padding, tells, prep.context
         )
+        splits[split] = Samples(crops, len(hands))
     metadata["num_validation"] = len(read.get("validation", (0, ()))[1])
     metadata["labelled"] = [s for s in SPLITS_ORDER if s in read and read[s][3]]
     metadata["has_visibility"] = tells

@@ -3,7 +3,7 @@ command reads, with NumPy alone (no TensorFlow, no TensorFlow Datasets).
 
 A source, prepared in one crop mode, is a folder in the data dir:
 
-    <data dir>/hjr-prepared/<kind>/<preparation name>/
+    <data dir>/hjr-prepared/code-<key>/<kind>/<preparation name>/
         info.json              the source, the splits' sizes, which are labelled,
                                whether `visible` tells hidden joints apart, metadata
         <split>.image.u8       uint8 [N, 128, 128, 3] RGB crops, raw (memory-mapped)
@@ -16,14 +16,17 @@ A source, prepared in one crop mode, is a folder in the data dir:
 
 Crops are cut once, at preparation (data_pipeline.examples), and stored raw: a batch
 is a gather of rows, nothing to decode. The folder is written under a temporary
-name and renamed when complete; a prepared source is reused afterwards. The data
-dir is --data-dir, else $HJR_DATA_DIR, else ~/.cache/hjr/datasets.
+name and renamed when complete (data_pipeline.files: what a killed preparation
+left is removed by the next one); a prepared source is reused afterwards, by the
+same code only: `code-<key>` names the code that made it (code_key). The data dir
+is --data-dir, else $HJR_DATA_DIR, else ~/.cache/hjr/datasets.
 """
 
+import ast
+import functools
+import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -31,10 +34,24 @@ import numpy as np
 
 from .errors import UserError
 from .examples import HAS_VISIBILITY, LABELLED, Preparation, plan
+from .files import atomic_path, check_writable, temporary_folder
 from .keypoints import CROP_SIZE, NUM_JOINTS
+from .progress import progress
 from .sources import SPLITS, Source, default_data_dir, fingerprint
 
-FORMAT = 1  # of the folder's files; another gives another folder
+# The modules whose code makes a prepared folder's arrays (code_key).
+MAKERS = (
+    "store",
+    "examples",
+    "crop",
+    "keypoints",
+    "splits",
+    "parallel",
+    "synthetic",
+    "kaggle_h5",
+    "rhd",
+    "coco",
+)
 IMAGE_SHAPE = (CROP_SIZE, CROP_SIZE, 3)
 LABELS = {  # field: (dtype, shape of one sample)
     "keypoints": (np.float32, (NUM_JOINTS, 2)),
@@ -94,12 +111,41 @@ class Split:
         return out
 
 
+@functools.lru_cache(maxsize=None)
+def code_key(package=None) -> str:
+    """A short hash of the code that makes prepared arrays (MAKERS, in `package`:
+    by default this one's folder): their syntax trees, so that a comment or
+    docstring changes nothing and any change to what the code does gives other
+    folders."""
+    digest = hashlib.sha1()
+    for name in MAKERS:
+        path = Path(package or Path(__file__).parent) / f"{name}.py"
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and _is_docstring(body[0]):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(f"{name}:{ast.dump(tree)}".encode())
+    return digest.hexdigest()[:10]
+
+
+def _is_docstring(node) -> bool:
+    value = getattr(node, "value", None)
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(value, ast.Constant)
+        and (isinstance(value.value, str))
+    )
+
+
 def folder_for(source: Source, crop: str = "biased", data_dir=None) -> Path:
-    """Where a source prepared in crop mode `crop` lives."""
+    """Where a source prepared in crop mode `crop` lives: under the key of the
+    code that prepares it (code_key), so that arrays made by other code are never
+    taken for this code's."""
     prep = preparation(source, crop)
     name = prep.name(source.kind, "" if source.path is None else fingerprint(source))
     data_dir = Path(data_dir) if data_dir else default_data_dir()
-    return data_dir / "hjr-prepared" / f"format{FORMAT}" / source.kind / name
+    return data_dir / "hjr-prepared" / f"code-{code_key()}" / source.kind / name
 
 
 def preparation(source: Source, crop: str = "biased") -> Preparation:
@@ -116,6 +162,7 @@ def _prepared(source, crop, data_dir):
     """(folder, info) of a prepared source (prepare)."""
     folder = folder_for(source, crop, data_dir)
     if not (folder / "info.json").is_file():
+        check_writable(folder, "the prepared data")
         how = "hand box" if source.kind == "coco" else crop
         print(f"hjr: preparing {source} ({how} crops) into {folder}")
         _write(source, crop, folder)
@@ -126,13 +173,13 @@ def _write(source, crop, folder):
     prep = preparation(source, crop)
     splits, metadata = plan(source.kind, source.location(), prep)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    tmp = temporary_folder(folder)  # removed below, or by a later sweep if killed
     try:
         sizes = {
             name: _write_split(tmp, name, samples) for name, samples in splits.items()
         }
         info = {
-            "format": FORMAT,
+            "code": code_key(),
             "source": str(source),
             "kind": source.kind,
             "preparation": asdict(prep),
@@ -157,15 +204,14 @@ def _write(source, crop, folder):
 
 
 def _write_split(folder, name, samples) -> int:
-    """Write one split's samples; returns their number."""
-    from tqdm import tqdm
-
+    """Write one split's samples (data_pipeline.examples.Samples); returns their
+    number."""
     labels = {key: [] for key in LABELS}
     fields = {}
+    count = getattr(samples, "count", None)  # unknown for a plain function
+    shown = progress(samples(), count, f"hjr: {name}", "crops")
     with open(folder / f"{name}.image.u8", "wb") as images:
-        for index, image, keypoints, visible, *more in tqdm(
-            samples(), desc=f"hjr: {name}", unit=" crops", leave=False
-        ):
+        for index, image, keypoints, visible, *more in shown:
             images.write(np.ascontiguousarray(image, np.uint8).tobytes())
             labels["keypoints"].append(keypoints)
             labels["visible"].append(visible)
@@ -233,8 +279,6 @@ def open_split(
 def _context(source, crop, folder, prepared):
     """The surroundings of a prepared split's crops, memory-mapped; written first
     (under a temporary name, then renamed) where they are not."""
-    from tqdm import tqdm
-
     from .crop import CONTEXT_SIDE
 
     path = folder / f"{prepared.name}.context.u8"
@@ -243,21 +287,16 @@ def _context(source, crop, folder, prepared):
         print(f"hjr: cutting the surroundings of {source} {prepared.name} into {path}")
         prep = replace(preparation(source, crop), context=True)
         samples = plan(source.kind, source.location(), prep)[0][prepared.name]
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                rows = tqdm(samples(), desc="hjr: surroundings", leave=False)
-                for row, (index, image, *_) in enumerate(rows):
-                    if row >= len(prepared) or index != prepared.id[row]:
-                        raise UserError(
-                            f"{source}: the {prepared.name} split changed since it "
-                            f"was prepared into {folder}; delete that folder"
-                        )
-                    out.write(np.ascontiguousarray(image, np.uint8).tobytes())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path) as tmp, open(tmp, "wb") as out:
+            count = getattr(samples, "count", None)
+            rows = progress(samples(), count, "hjr: surroundings", "crops")
+            for row, (index, image, *_) in enumerate(rows):
+                if row >= len(prepared) or index != prepared.id[row]:
+                    raise UserError(
+                        f"{source}: the {prepared.name} split changed since it "
+                        f"was prepared into {folder}; delete that folder"
+                    )
+                out.write(np.ascontiguousarray(image, np.uint8).tobytes())
     if not len(prepared):
         return np.zeros(shape, np.uint8)
     return np.memmap(path, np.uint8, "r", shape=shape)

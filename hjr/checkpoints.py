@@ -14,14 +14,13 @@ complete checkpoint. A run trained on one backend loads on any other.
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from keras import ops
 
 from data_pipeline.errors import UserError
-from data_pipeline.files import atomic_path
+from data_pipeline.files import atomic_path, temporary_folder
 
 POINTER = "checkpoint.json"
 WEIGHTS = "net.weights.h5"
@@ -34,7 +33,7 @@ def save(folder, step: int, net, optimizer=None, keep: int = 2) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}-"))
+    tmp = temporary_folder(folder / name)  # beside it; swept later if killed
     try:
         net.save_weights(str(tmp / WEIGHTS))
         if optimizer is not None:

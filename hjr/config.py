@@ -14,8 +14,29 @@ import json
 
 from data_pipeline.crop import CROPS
 from data_pipeline.errors import UserError
-from hjr.core.backbones import BACKBONES
-from hjr.core.heads import HEADS
+
+# The encoders (hjr.core.backbones builds them) and the decoder heads (hjr.core.heads)
+# by name, each head with its own settings' defaults: the names a configuration may
+# give, declared here, below the code they configure.
+BACKBONES = (
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet50v2",
+    "resnet101v2",
+    "resnet152v2",  # the paper's
+    "tiny",
+    "small",
+    "tiny_unet",
+)
+_MAP_DEFAULTS = {"map_stride": 1, "integral": 0.0}
+HEAD_DEFAULTS = {
+    "fc": {"centred": True},  # the bias starts at the image centre
+    "classification": {"radius": 16.0, **_MAP_DEFAULTS},  # disk radius, input px
+    "scoremap": {"sigma2": 100.0, **_MAP_DEFAULTS},  # Gaussian variance, px^2
+    "offsets": {"radius": 12.0, "map_stride": 4, "integral": 0.0},
+}
+HEADS = tuple(HEAD_DEFAULTS)
 
 OPTIMIZERS = ("rmsprop", "adam", "nadam")  # nadam: Adam with Nesterov momentum
 WITH_BETA_2 = ("adam", "nadam")  # the optimizers that take beta_2
@@ -34,8 +55,8 @@ CALIBRATION_CROPS = 300
 # setting `a_b` is the flag `--a-b`).
 SETTINGS = {
     # The network (hjr.core.model.build_model).
-    "head": ("fc", "the decoder head (hjr.core.heads.HEADS)"),
-    "backbone": ("resnet152v2", "the encoder (hjr.core.backbones.BACKBONES)"),
+    "head": ("fc", "the decoder head (hjr.core.heads)"),
+    "backbone": ("resnet152v2", "the encoder (hjr.core.backbones)"),
     "weights": ("imagenet", "the encoder's initial weights: imagenet, none or a file"),
     # The data (data_pipeline.sources).
     "data": ("synthetic", "the source (--data SOURCE)"),
@@ -79,7 +100,7 @@ SETTINGS = {
     "steps_per_execution": (1, "training steps per compiled call"),
 }
 default_conf = {key: default for key, (default, _) in SETTINGS.items()}
-# The heads' own settings (hjr.core.heads.HEADS[head].defaults).
+# The heads' own settings (their defaults per head: HEAD_DEFAULTS).
 HEAD_SETTINGS = {
     "centred": "fc: the dense layer's bias starts at the crop's centre",
     "radius": "classification, offsets: disk radius, input pixels",
@@ -150,8 +171,8 @@ PRESETS = {
 }
 DEFAULT_PRESET = "paper"
 CHOICES = {
-    "head": tuple(HEADS),
-    "backbone": tuple(BACKBONES),
+    "head": HEADS,
+    "backbone": BACKBONES,
     "crop": CROPS,
     "optimizer": OPTIMIZERS,
     "precision": PRECISIONS,
@@ -163,9 +184,13 @@ CHOICES = {
 RESUMABLE = ("steps", "strategy", "jit", "steps_per_execution")
 
 
-def _check(key, value):
+def check_setting(key, value):
     """UserError unless `value` is a valid setting `key`."""
-    if key in CHOICES:
+    if key == "data":
+        from data_pipeline.sources import parse_source
+
+        parse_source(value)  # UserError names `data`
+    elif key in CHOICES:
         if value not in CHOICES[key]:
             raise UserError(f"expected one of {', '.join(CHOICES[key])}", key, value)
     elif key in ("steps", "batch_size", "eval_every", "steps_per_execution"):
@@ -226,7 +251,7 @@ def configure(preset: str = None, overrides: dict = None) -> dict:
     defaults = complete({"head": head})
     for key, value in overrides.items():
         _known(key, value, head, defaults)
-        _check(key, value)
+        check_setting(key, value)
     # A preset's head settings (map_stride, ...) apply to the heads that have them,
     # then its settings for this head alone.
     chosen = {k: v for k, v in PRESETS[preset].items() if k in defaults}
@@ -264,15 +289,15 @@ def complete(conf: dict) -> dict:
     """conf with the defaults of the settings it leaves out (its head's included);
     UserError for an unknown head."""
     head = conf.get("head", default_conf["head"])
-    _check("head", head)
-    return {**default_conf, **HEADS[head].defaults, **conf}
+    check_setting("head", head)
+    return {**default_conf, **HEAD_DEFAULTS[head], **conf}
 
 
 def _known(key, value, head, defaults):
     """UserError unless `key` is a setting of a run with this head."""
     if key in defaults:
         return
-    owners = [name for name, spec in HEADS.items() if key in spec.defaults]
+    owners = [name for name, own in HEAD_DEFAULTS.items() if key in own]
     if owners:
         heads = "head" if len(owners) == 1 else "heads"
         where = f"a setting of the {' and '.join(owners)} {heads}, not of {head}"
@@ -295,7 +320,7 @@ def resumed(run: dict, preset=None, overrides: dict = None, folder="") -> dict:
     for key, value in (overrides or {}).items():
         value = _plain(value)
         _known(key, value, run["head"], run)
-        _check(key, value)
+        check_setting(key, value)
         if key in RESUMABLE:
             run[key] = value
         elif value != run[key]:

@@ -16,13 +16,21 @@ def _point(xy, scale):
     return tuple(int(round((v * scale - 0.5) * (1 << SHIFT))) for v in xy)
 
 
+def drawable(keypoints) -> np.ndarray:
+    """bool [21]: the joints that can be drawn: labelled (not NaN) and finite, within
+    OpenCV's fixed-point range (a diverged network predicts inf or 1e30)."""
+    keypoints = np.asarray(keypoints, np.float64)
+    return labelled_joints(keypoints) & np.all(np.abs(keypoints) < 1e5, axis=-1)
+
+
 def draw_keypoints(image, keypoints=None, scale=3, truth=None, hidden=None):
     """The image enlarged `scale` times (nearest), with bones and joints drawn.
 
     image: uint8 [S, S, 3] RGB; keypoints, truth: float [21, 2] crop pixels or None.
     truth, when given, is drawn as small white rings under the prediction, and the
     joints that `hidden` (bool [21]) marks as small white crosses instead.
-    Unlabelled joints (NaN) are not drawn, nor the bones that touch them.
+    Unlabelled joints (NaN) are not drawn, nor the bones that touch them, nor
+    joints out of all reach (inf, from a diverged network).
     """
     size = image.shape[0] * scale
     canvas = cv2.resize(image, (size, size), interpolation=cv2.INTER_NEAREST)
@@ -30,7 +38,7 @@ def draw_keypoints(image, keypoints=None, scale=3, truth=None, hidden=None):
     if truth is not None:
         hidden = np.zeros(len(truth), bool) if hidden is None else hidden
         white, arm = (255, 255, 255), 3 << SHIFT
-        for xy, cross, shown in zip(truth, hidden, labelled_joints(truth)):
+        for xy, cross, shown in zip(truth, hidden, drawable(truth)):
             if not shown:
                 continue
             x, y = _point(xy, scale)
@@ -42,7 +50,7 @@ def draw_keypoints(image, keypoints=None, scale=3, truth=None, hidden=None):
                 cv2.line(canvas, *ends, white, 1, cv2.LINE_AA, SHIFT)
     if keypoints is None:
         return canvas
-    shown = labelled_joints(keypoints)
+    shown = drawable(keypoints)
     for parent, child in BONES:
         if not (shown[parent] and shown[child]):
             continue

@@ -50,6 +50,14 @@ def has_tensorflow() -> bool:
         return False
 
 
+def need_tensorflow(what: str) -> None:
+    """UserError where TensorFlow is not installed: `what` needs it."""
+    from data_pipeline.errors import UserError
+
+    if not has_tensorflow():
+        raise UserError(f"{what} needs TensorFlow: pip install tensorflow")
+
+
 def start_tensorflow(verbose: bool = False) -> None:
     """Import TensorFlow, where installed, quietly unless `verbose`. Under another
     Keras backend, TensorFlow only feeds the input pipeline: it is kept off the

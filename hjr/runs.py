@@ -7,9 +7,12 @@
     environment.json   the Keras backend, its version and the devices that trained it
     history.csv, curves.png, logs/   written by hjr.training.callbacks
 
-This module is the one place that knows these names: starting or resuming a run's
-configuration, loading its network, its best and baseline figures. Importing it
-starts no Keras backend (the CLI checks a resumed run's flags before).
+A run folder belongs to one run: a new run is not started where one is (refused,
+unless it is to be overwritten: then nothing of the old run stays), and a resumed
+run continues its own. This module is the one place that knows these names:
+starting or resuming a run's configuration, loading its network, its best and
+baseline figures. Importing it starts no Keras backend (the CLI checks a run's
+flags and folder before).
 """
 
 import json
@@ -27,11 +30,44 @@ CONFIG = "config.json"
 BEST = "best.json"
 BASELINE = "baseline.json"
 ENVIRONMENT = "environment.json"
+CHECKPOINTS = "checkpoints"
+HISTORY = "history.csv"
+CURVES = "curves.png"
+LOGS = "logs"
+RUN_FILES = (CONFIG, BEST, BASELINE, ENVIRONMENT, CHECKPOINTS, HISTORY, CURVES, LOGS)
 
 
 def is_run(run_dir) -> bool:
     """Whether run_dir holds a run (its configuration)."""
     return (Path(run_dir) / CONFIG).is_file()
+
+
+def holds_run(run_dir) -> bool:
+    """Whether run_dir holds a run or what is left of one (its configuration or
+    checkpoints)."""
+    return is_run(run_dir) or (Path(run_dir) / CHECKPOINTS).exists()
+
+
+def check_new(run_dir, overwrite: bool = False) -> None:
+    """UserError where a new run would go into a folder that holds a run, unless
+    it is to be overwritten (`clear`)."""
+    if holds_run(run_dir) and not overwrite:
+        raise UserError(
+            f"{run_dir} holds a run already: continue it with --resume {run_dir}, "
+            "or start over there with --overwrite (the old run is deleted)"
+        )
+
+
+def clear(run_dir) -> None:
+    """Delete the run in run_dir (RUN_FILES), leaving other files alone."""
+    import shutil
+
+    for name in RUN_FILES:
+        path = Path(run_dir) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def save_config(conf: dict, run_dir) -> Path:
@@ -66,14 +102,14 @@ def checkpoint(run_dir, which: str = "latest"):
     """The newest complete checkpoint (`latest` or `best`) of a run, or None."""
     from hjr import checkpoints
 
-    return checkpoints.latest(Path(run_dir) / "checkpoints" / which)
+    return checkpoints.latest(Path(run_dir) / CHECKPOINTS / which)
 
 
 def save_checkpoint(run_dir, which, step, net, optimizer=None):
     from hjr import checkpoints
 
     keep = 2 if which == "latest" else 1
-    folder = Path(run_dir) / "checkpoints" / which
+    folder = Path(run_dir) / CHECKPOINTS / which
     return checkpoints.save(folder, step, net, optimizer, keep=keep)
 
 
@@ -85,7 +121,7 @@ def load_network(run_dir, which: str = "best"):
     conf = load_config(run_dir)
     path = checkpoint(run_dir, which)
     if path is None:
-        folder = Path(run_dir) / "checkpoints" / which
+        folder = Path(run_dir) / CHECKPOINTS / which
         raise UserError(f"{run_dir}: no {which} checkpoint in {folder}")
     net = build_model(dict(conf, weights="none"))
     checkpoints.restore(path, net)
@@ -94,8 +130,14 @@ def load_network(run_dir, which: str = "best"):
 
 def best_value(run_dir) -> float:
     """The best validation kaggle_mse so far, inf before the first validation."""
+    best = read_best(run_dir)
+    return best["val_kaggle_mse"] if best else np.inf
+
+
+def read_best(run_dir):
+    """best.json's record (step and validation metrics), or None before it."""
     path = Path(run_dir) / BEST
-    return json.loads(path.read_text())["val_kaggle_mse"] if path.exists() else np.inf
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def save_best(run_dir, step: int, logs: dict) -> Path:

@@ -117,7 +117,7 @@ def test_bench_flag_errors(capsys):
     err = capsys.readouterr().err
     assert "--backbone" in err and "resnet9" in err and "resnet152v2" in err
     assert main(["bench", "--json", "/no/such/folder/b.json"]) == 2
-    assert "its folder does not exist" in capsys.readouterr().err
+    assert "folder /no/such/folder does not exist" in capsys.readouterr().err
 
 
 BLOCKED_MAIN = """

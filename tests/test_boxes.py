@@ -133,7 +133,7 @@ def test_browse_shift_and_scale_draws_joints_on_the_points(discs, tmp_path, data
     "flags, expected",
     [
         (["--shift", "80", "--scale", "1.25"], "--shift 80 --scale 1.25: moves"),
-        (["--scale", "0.5"], "--shift 0 --scale 0.5: expected a shift >= 0"),
+        (["--scale", "0.5"], "--scale 0.5: expected a number >= 1"),
     ],
 )
 def test_moves_out_of_the_surroundings_are_refused(flags, expected, tmp_path, capsys):

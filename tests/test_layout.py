@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     ("data_pipeline",),
     ("hjr.quiet", "hjr.draw", "hjr.checkpoints"),
-    ("hjr.core", "hjr.config"),
+    ("hjr.config",),
+    ("hjr.core",),
     ("hjr.runs",),
     ("hjr.training", "hjr.inference"),
     ("hjr.apps",),
@@ -96,3 +97,16 @@ def test_the_compute_core_imports_tensorflow_only_in_its_fast_path():
         }
         if path.name != "tf_fast.py":
             assert "tensorflow" not in imported, path.name
+
+
+def test_the_settings_name_every_head_and_backbone_the_core_builds():
+    """hjr.config declares the names (below the code they configure); the core
+    builds exactly those."""
+    from hjr import config
+    from hjr.core.backbones import BACKBONES
+    from hjr.core.heads import HEADS
+
+    assert tuple(HEADS) == config.HEADS
+    assert tuple(BACKBONES) == config.BACKBONES
+    for name, head in HEADS.items():
+        assert head.defaults == config.HEAD_DEFAULTS[name]

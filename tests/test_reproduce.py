@@ -165,7 +165,7 @@ def test_without_steps_each_head_trains_the_presets_own(
     "flags, named",
     [
         (["--preset", "huge"], "argument --preset: invalid choice"),
-        (["--steps", "0"], "argument --steps: expected a positive whole number"),
+        (["--steps", "0"], "--steps 0: expected a whole number of at least 1"),
         (["--heads", "fc,mlp"], "argument --heads: expected some of"),
         (["--crop", "centered"], "unrecognized arguments: --crop"),
     ],

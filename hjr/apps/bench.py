@@ -21,7 +21,6 @@ RUN` (hjr.apps.bench_formats.bench_export) measures a run's exports.
 """
 
 import gc
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -180,7 +179,8 @@ def bench(
         "device": device,
         "settings": dict(settings, quick=quick, backbone=backbone, batch_size=BATCH),
     }
-    folder = Path(tempfile.mkdtemp(prefix="hjr-bench-"))
+    scratch = tempfile.TemporaryDirectory(prefix="hjr-bench-")
+    folder = Path(scratch.name)
     try:
         log(f"hjr bench: input pipeline ({settings['frames']} synthetic frames)")
         write_synthetic_h5(folder, settings["frames"])
@@ -213,7 +213,7 @@ def bench(
                 entry["step_ratio_to_fc"] = round(fc / entry["images_per_s"], 3)
         result["memory"] = memory()
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        scratch.cleanup()
     write_json(result, json_path)
     return result
 

@@ -4,7 +4,6 @@ through hjr.apps.bench_timing.time_calls), without TTA, on this machine's CPU wi
 all its cores."""
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -64,7 +63,8 @@ def bench_export(run, quick=False, json_path=None, log=progress) -> dict:
         "settings": dict(calls=calls, batch_size=EXPORT_BATCH, quick=quick),
         "formats": {},
     }
-    folder = Path(tempfile.mkdtemp(prefix="hjr-bench-export-"))
+    scratch = tempfile.TemporaryDirectory(prefix="hjr-bench-export-")
+    folder = Path(scratch.name)
     try:
         keras_net = NetworkPredictor(net)
         expected = keras_net.keypoints(images, False)
@@ -91,7 +91,7 @@ def bench_export(run, quick=False, json_path=None, log=progress) -> dict:
             entry["max_difference_px"] = round(float(difference), 5)
             result["formats"][name] = entry
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        scratch.cleanup()
     result["memory"] = memory()
     write_json(result, json_path)
     return result

@@ -28,16 +28,13 @@ from data_pipeline.loader import eval_batch, read_split, read_visibility
 from data_pipeline.sources import parse_source
 from data_pipeline.store import open_split
 from hjr import runs
+from hjr.apps.folders import DEMO_HEAD, DEMO_PRESET, demo_config
 from hjr.inference import evaluate
 from hjr.inference.predict import predict
 from hjr.inference.predictors import SavedModelPredictor, load_predictor
 from hjr.quiet import has_tensorflow
 from hjr.training.train import train
 
-DEMO_PRESET = "quick"
-# The head that learned the synthetic hands best on the quick preset (README,
-# "Reproduce the paper's tables": lowest mean joint error).
-DEMO_HEAD = "offsets"
 NUM_PICTURES = 16
 
 
@@ -57,11 +54,7 @@ def demo(
     out = Path(out)
     run_dir = out / "run"
     source = parse_source(data)
-    overrides = {"head": head, "data": data, "crop": crop}
-    resume = runs.is_run(run_dir)
-    if steps is not None:
-        overrides["steps"] = steps
-    conf = runs.run_config(run_dir, DEMO_PRESET, overrides, resume)
+    conf, resume = demo_config(out, data, head, steps, crop)
     print(f"hjr demo: {DEMO_PRESET} preset, {head} head on {conf['backbone']} -> {out}")
     train(conf, run_dir, resume, data_dir=data_dir)
     if (run_dir / "curves.png").exists():

@@ -19,7 +19,6 @@ each head's steps in the preset): others are refused.
 """
 
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from data_pipeline.files import atomic_path, write_json, write_png
 from data_pipeline.loader import read_visibility
 from data_pipeline.sources import parse_source
 from hjr import runs
+from hjr.apps.folders import REPRODUCE as RESULTS
+from hjr.apps.folders import saved_table
 from hjr.config import DEFAULT_PRESET, configure
 from hjr.core.heads import HEADS
 from hjr.draw import figure_image, new_figure
@@ -41,7 +42,6 @@ from hjr.inference.predict import predict
 from hjr.inference.predictors import load_predictor
 from hjr.training.train import run
 
-RESULTS = "results.json"
 PAPER_HEADS = {"classification": 69.99, "scoremap": 443.42}  # biased, aug, TTA
 
 
@@ -144,32 +144,6 @@ def reproduce(
         f"{out / RESULTS}; the runs are in {out / 'runs'}/"
     )
     return finished
-
-
-def saved_table(path, given: dict, what: str = "reproduce"):
-    """The table saved at `path`, None where there is none; UserError (naming the
-    setting) where a setting of `given` that is not None differs from the
-    table's (a table's steps None: its preset's steps for each head)."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        table = json.loads(path.read_text())
-        refused = [k for k, v in given.items() if v is not None and v != table[k]]
-        has = {k: f"{k} {table[k]!r}" for k in given}
-        if table.get("steps", 0) is None:
-            has["steps"] = "its preset's steps for each head"
-    except (ValueError, KeyError, TypeError) as error:
-        raise UserError(f"{path}: not an hjr {what} table ({error})") from None
-    if refused:
-        key = refused[0]
-        raise UserError(
-            f"the table in {path.parent} has {has[key]}: finish it with those, "
-            "or start another table in a new folder",
-            key,
-            given[key],
-        )
-    return table
 
 
 def _open_table(out, data, preset, steps) -> dict:

@@ -35,7 +35,9 @@ from data_pipeline.keypoints import labelled_joints
 from data_pipeline.sources import parse_source
 from data_pipeline.store import open_split
 from hjr import runs
-from hjr.apps.reproduce import _without_retracing_warnings, saved_table
+from hjr.apps.folders import ROBUSTNESS as RESULTS
+from hjr.apps.folders import saved_table
+from hjr.apps.reproduce import _without_retracing_warnings
 from hjr.config import DEFAULT_PRESET, configure
 from hjr.core.heads import HEADS
 from hjr.draw import figure_image, new_figure
@@ -47,7 +49,6 @@ SHIFTS = (0, 4, 8, 16, 32)  # pixels of the 128-px crop
 SCALES = (1.0, 1.25)
 BOX_SEED = 0
 DEFAULT_JITTER = [32.0, 1.25]  # the largest shift and scale scored
-RESULTS = "robustness.json"
 TRAININGS = ("plain", "jitter")
 
 

@@ -14,7 +14,8 @@ A head is everything hjr needs to build, train and describe it:
   absent, taken from the keypoints) and what `target` made. Every loss averages over
   labelled joints only (maps: the pixels of their channels); hjr.core.model.head_loss
   sets unlabelled (NaN) keypoints to 0 before `target` sees them;
-- `defaults`: the head's own settings in a run's configuration;
+- `defaults`: the head's own settings in a run's configuration, with their
+  defaults (declared in hjr.config.HEAD_DEFAULTS, with every other setting);
 - `summary`: one line for `--help`.
 The map heads' shared settings: `map_stride`, the input pixels per map pixel (1,
 the paper's: maps at the input's resolution; 4: a quarter of it, 16 times fewer
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from data_pipeline.keypoints import CROP_SIZE, NUM_JOINTS
+from hjr.config import HEAD_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -242,28 +244,26 @@ def offsets_loss(labels, outputs, conf):
     return pixel_crossentropy(labels, outputs) + offsets
 
 
-MAP_DEFAULTS = {"map_stride": 1, "integral": 0.0}
-
 HEADS = {
     "fc": Head(
         summary="a dense layer regressing the 42 coordinates",
         outputs=fc_outputs,
         loss=joint_mse,
-        defaults={"centred": True},  # the bias starts at the image centre
+        defaults=HEAD_DEFAULTS["fc"],
     ),
     "classification": Head(
         summary="per-pixel classification of disks around each joint",
         outputs=_map_outputs("sigmoid"),
         target=disk_targets,
         loss=_with_integral(pixel_crossentropy),
-        defaults={"radius": 16.0, **MAP_DEFAULTS},  # disk radius, input pixels
+        defaults=HEAD_DEFAULTS["classification"],
     ),
     "scoremap": Head(
         summary="L2 regression of Gaussian score maps around each joint",
         outputs=_map_outputs("linear"),
         target=gaussian_targets,
         loss=_with_integral(pixel_l2),
-        defaults={"sigma2": 100.0, **MAP_DEFAULTS},  # Gaussian variance, pixels^2
+        defaults=HEAD_DEFAULTS["scoremap"],
     ),
     "offsets": Head(
         summary="a coarse disk map plus per-pixel offsets to each joint, decoded "
@@ -271,6 +271,6 @@ HEADS = {
         outputs=offsets_outputs,
         target=offset_targets,
         loss=_with_integral(offsets_loss),
-        defaults={"radius": 12.0, "map_stride": 4, "integral": 0.0},
+        defaults=HEAD_DEFAULTS["offsets"],
     ),
 }

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipeline.errors import UserError
-from data_pipeline.files import atomic_path
+from data_pipeline.files import atomic_path, temporary_file, temporary_folder
 from data_pipeline.keypoints import CROP_SIZE, JOINT_NAMES
 from hjr import runs
 from hjr.config import CALIBRATION_CROPS
@@ -112,7 +112,7 @@ def export_network(
         lambda images: {"keypoints": _resized_keypoints(net, images, size, tta)},
         input_signature=[any_size],
     )
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    tmp = temporary_folder(out)
     absl = logging.getLogger("absl")
     level = absl.level
     try:
@@ -128,7 +128,6 @@ def export_network(
             "config": conf,
         }
         (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
-        os.chmod(tmp, 0o755)
         _replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -234,11 +233,7 @@ def _convert_int8(model, spec, calibration) -> bytes:
 def _temp_file(out: Path) -> Path:
     """An empty temporary file beside `out`, with its suffix (the LiteRT exporter
     wants `.tflite`)."""
-    fd, tmp = tempfile.mkstemp(
-        dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix
-    )
-    os.close(fd)
-    return Path(tmp)
+    return temporary_file(out, out.suffix)
 
 
 def _export_file(
@@ -299,9 +294,6 @@ def _export_file(
         }
         if report is not None:
             info["quantization"] = report
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temps[0], 0o666 & ~umask)  # mkstemp makes 0600
         with atomic_path(info_path(out)) as tmp:
             tmp.write_text(json.dumps(info, indent=2) + "\n")
             os.replace(temps[0], out)

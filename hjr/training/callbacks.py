@@ -6,12 +6,14 @@ PNG and, where TensorFlow is installed, a few validation images with predicted
 joints in TensorBoard."""
 
 import math
+import time
 
 import keras
 import numpy as np
 from keras import ops
 
 from data_pipeline.files import atomic_path, write_png
+from data_pipeline.progress import duration
 from hjr import runs
 from hjr.draw import draw_keypoints, figure_image, new_figure
 from hjr.quiet import has_tensorflow
@@ -42,6 +44,49 @@ class StopAtStep(keras.callbacks.Callback):
         self.done = self.epoch_start + batch + 1
         if self.done >= self.total:
             self.model.stop_training = True
+
+
+class ProgressLines(keras.callbacks.Callback):
+    """Off a terminal, in place of Keras's progress bar: one plain line per
+    validation with the step, the training loss, the validation metrics, the
+    training speed (images/s, validation left out), the time since the start and
+    the time left at the pace so far."""
+
+    def __init__(self, total, batch_size, print_line=print):
+        super().__init__()
+        self.total, self.batch_size, self.print = int(total), batch_size, print_line
+        self.started = self.first = self.trained = self.epoch_start = 0.0
+        self.steps_start = 0
+
+    def on_train_begin(self, logs=None):
+        self.started = time.monotonic()
+        self.first = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.monotonic()
+        self.trained = 0.0
+        self.steps_start = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_test_begin(self, logs=None):
+        if not self.trained and self.epoch_start:  # the epoch's training ends
+            self.trained = time.monotonic() - self.epoch_start
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        now = time.monotonic()
+        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        seconds = self.trained or now - self.epoch_start
+        speed = (step - self.steps_start) * self.batch_size / max(seconds, 1e-9)
+        elapsed = now - self.started
+        left = elapsed / max(step - self.first, 1) * (self.total - step)
+        values = [f"loss {logs['loss']:.4g}"] if "loss" in logs else []
+        values += [
+            f"{k} {float(v):.4g}" for k, v in logs.items() if k.startswith("val_")
+        ]
+        self.print(
+            f"hjr: step {step}/{self.total}, {', '.join(values)}, {speed:.1f} "
+            f"images/s, elapsed {duration(elapsed)}, left {duration(left)}"
+        )
 
 
 class BatchNormRefresh(keras.callbacks.Callback):
@@ -111,7 +156,7 @@ class RunRecorder(keras.callbacks.Callback):
             import tensorflow as tf
 
             self.writer = tf.summary.create_file_writer(
-                str(run_dir / "logs" / "images")
+                str(run_dir / runs.LOGS / "images")
             )
 
     def on_epoch_end(self, epoch, logs=None):
@@ -159,15 +204,15 @@ def write_history(run_dir, rows, baseline=None):
     import pandas as pd
 
     frame = pd.DataFrame(rows)
-    with atomic_path(run_dir / "history.csv") as tmp:
+    with atomic_path(run_dir / runs.HISTORY) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
-    write_png(run_dir / "curves.png", plot_curves(frame, baseline))
+    write_png(run_dir / runs.CURVES, plot_curves(frame, baseline))
 
 
 def read_history(run_dir):
     import pandas as pd
 
-    path = run_dir / "history.csv"
+    path = run_dir / runs.HISTORY
     return pd.read_csv(path).to_dict("records") if path.exists() else []
 
 

@@ -5,8 +5,6 @@ configuration from hjr.runs.run_config); train(conf, run_dir) trains a resolved
 configuration. What the run folder holds is hjr.runs'.
 """
 
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from keras import ops
 
 from data_pipeline import loader
 from data_pipeline.errors import UserError
+from data_pipeline.progress import on_terminal
 from data_pipeline.sources import parse_source
 from data_pipeline.store import open_split
 from hjr import checkpoints, runs
@@ -23,6 +22,7 @@ from hjr.core.model import build_model
 from hjr.quiet import has_tensorflow
 from hjr.training.callbacks import (
     BatchNormRefresh,
+    ProgressLines,
     RunRecorder,
     StopAtStep,
     read_history,
@@ -88,19 +88,30 @@ def run(
     resume: bool = False,
     data_dir=None,
     dry_run: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Start a run in run_dir (preset and overrides as hjr.config.configure takes
     them) or, with resume, continue the run there (overrides: only what a resumed
-    run may change). data_dir: where prepared sources live on this machine."""
+    run may change). data_dir: where prepared sources live on this machine. A
+    folder that holds a run takes no new one (UserError) unless `overwrite`: then
+    the old run is deleted first."""
     conf = runs.run_config(run_dir, preset, overrides, resume)
-    return train(conf, run_dir, resume, dry_run, data_dir)
+    return train(conf, run_dir, resume, dry_run, data_dir, overwrite)
 
 
 def train(
-    conf: dict, run_dir, resume: bool = False, dry_run: bool = False, data_dir=None
+    conf: dict,
+    run_dir,
+    resume: bool = False,
+    dry_run: bool = False,
+    data_dir=None,
+    overwrite: bool = False,
 ) -> Path:
-    """Train (or, with resume, continue) the run described by conf in run_dir."""
+    """Train (or, with resume, continue) the run described by conf in run_dir; a
+    new run where one is only with `overwrite` (run)."""
     run_dir = Path(run_dir)
+    if not (resume or dry_run):
+        runs.check_new(run_dir, overwrite)
     strategy = make_strategy(conf["strategy"])
     replicas = strategy.num_replicas_in_sync
     if conf["batch_size"] % replicas:
@@ -124,29 +135,29 @@ def train(
             return run_dir
         if isinstance(strategy, LocalDevices):  # keras.distribution, for fit too
             with strategy.scope():
-                return _fit(conf, run_dir, resume, strategy, data_dir)
+                return _fit(conf, run_dir, resume, strategy, data_dir, overwrite)
         if is_chief(strategy):
-            return _fit(conf, run_dir, resume, strategy, data_dir)
+            return _fit(conf, run_dir, resume, strategy, data_dir, overwrite)
         # Other workers of a multi-worker run train alongside the chief and write
         # into a folder of their own, dropped at the end: the chief's run folder
         # is the one result.
-        scratch = Path(tempfile.mkdtemp(prefix="hjr-worker-"))
-        try:
-            _fit(conf, scratch, resume, strategy, data_dir)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix="hjr-worker-") as scratch:
+            _fit(conf, Path(scratch), resume, strategy, data_dir)
         return run_dir
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _fit(conf, run_dir, resume, strategy, data_dir):
+def _fit(conf, run_dir, resume, strategy, data_dir, overwrite=False):
     keras.utils.set_random_seed(conf["seed"])
     source = parse_source(conf["data"])
     every, total = schedule(conf)
     # Prepared (on first use) before the model is built.
     train = training_split(conf, source, data_dir)
     validation = open_split(source, "validation", conf["crop"], data_dir)
+    if overwrite and not resume and runs.holds_run(run_dir):
+        print(f"hjr: deleting the run in {run_dir} (--overwrite)")
+        runs.clear(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # A resumed run loads its last checkpoint; one that stopped before its first
     # starts as a new run does, from its initial weights (ImageNet's).
@@ -178,8 +189,11 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
         run_dir, preview=preview, history=read_history(run_dir) if resume else ()
     )
     callbacks = [StopAtStep(total), recorder]
+    terminal = on_terminal()
+    if not terminal:  # one plain line per validation, not Keras's redrawn bar
+        callbacks.append(ProgressLines(total, conf["batch_size"]))
     if has_tensorflow():  # Keras' TensorBoard callback writes with tf.summary
-        logs = str(run_dir / "logs")
+        logs = str(run_dir / runs.LOGS)
         callbacks.append(
             keras.callbacks.TensorBoard(logs, update_freq=every // 10 or 1)
         )
@@ -200,9 +214,22 @@ def _fit(conf, run_dir, resume, strategy, data_dir):
         initial_epoch=start // every,
         callbacks=callbacks,
         shuffle=False,  # the dataset is shuffled (seeded) already
-        verbose=2 if os.environ.get("CI") == "true" else 1,
+        verbose=1 if terminal else 0,
     )
+    print(_end_line(run_dir, start, recorder))
     return run_dir
+
+
+def _end_line(run_dir, start, recorder) -> str:
+    best = runs.read_best(run_dir)
+    done = recorder.rows[-1]["step"] if recorder.rows else start
+    line = f"hjr: trained steps {start}..{done} into {run_dir}"
+    if best:
+        line += (
+            f"; best val_kaggle_mse {best['val_kaggle_mse']:.4g} at step "
+            f"{best['step']} (checkpoints/best)"
+        )
+    return line
 
 
 def training_split(conf, source, data_dir=None):
