@@ -1,14 +1,17 @@
 """Imperfect crops: each hand's box moved and scaled, as a hand detector would
-give it, cut from the hand's surroundings with the keypoints moved exactly.
+give it, cut from the hand's frame with the keypoints moved exactly.
 
 A perturbation (dx, dy, f) moves a crop's box by (dx, dy) pixels of the 128-px crop
-and scales its side by f about the moved centre. The new crop is cut from the
-sample's surroundings (data_pipeline.crop.surroundings: the square of twice the
-crop's side about its centre, cut from the source's frame at the crop's resolution,
-so that the crop is its pixels 64..191; a source that holds only crops, the
-competition's test file, has the crop in a zero border), by bilinear interpolation
-with pixel centres at i + 0.5, zeros outside. A keypoint k of the crop goes to
-(k - (64 + dx - 64 f, 64 + dy - 64 f)) / f, NaN staying NaN.
+and scales its side by f about the moved centre. The moved box, in frame pixels
+(`frame_boxes`), is cut in one bilinear pass (data_pipeline.crop.cut_square: pixel
+centres at i + 0.5, zeros outside the frame) from the frame's own pixels about the
+box (`Surroundings`, stored by data_pipeline.store: data_pipeline.crop.frame_slice):
+the stored crop's samples, but for an enlarged crop's outer pixel ring, which the
+competition's resize takes from the patch's edge (data_pipeline.crop). A source
+that holds only crops (the competition's test file) has each crop as its own
+frame. A keypoint k of the crop goes to (k - (64 + dx - 64 f, 64 + dy
+- 64 f)) / f, NaN staying NaN; `unmove` takes points of a moved crop back to
+pixels of the crop as it should have been cut, the unit its errors are given in.
 
 Two ways to draw them:
 - evaluation (`--shift PX --scale S`): each sample moved by exactly PX in a
@@ -19,8 +22,11 @@ Two ways to draw them:
   moved by a length uniform in [0, PX] in a uniform direction and scaled log-
   uniformly in [1/S, S], drawn from default_rng((s, n, 2)) (the augmentation's
   draws, default_rng((s, n, 1)), stay as they are).
-The box must stay inside the surroundings: PX + 64 S <= 128.
+The box must stay inside the stored surroundings (the square of twice the box's
+side about its centre): PX + 64 S <= 128.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,6 +51,11 @@ def check(shift: float, scale: float, key: str = "shift"):
             key,
             value,
         )
+
+
+def moves(shift: float, scale: float) -> bool:
+    """Whether a shift and scale move boxes at all (not 0 and 1)."""
+    return shift != 0 or scale != 1
 
 
 def evaluation_draws(ids, shift: float, scale: float, seed: int = 0) -> np.ndarray:
@@ -72,24 +83,63 @@ def corner(draws) -> np.ndarray:
     return HALF + draws[:, :2] - HALF * draws[:, 2:3]
 
 
-def perturb(surroundings, keypoints, draws) -> tuple:
+def unmove(points, draws) -> np.ndarray:
+    """float64 [N, 21, 2]: points float [N, 21, 2] of the moved crops (draws [N, 3])
+    in pixels of the crops as they should have been cut (the inverse of the
+    keypoints' move: c + f k); an error there is f times the moved crop's."""
+    draws = np.asarray(draws, np.float64)
+    points = np.asarray(points, np.float64)
+    return corner(draws)[:, None] + draws[:, 2, None, None] * points
+
+
+@dataclass
+class Surroundings:
+    """Each sample's frame pixels about its crop box (data_pipeline.crop.frame_slice),
+    the slices one after another: what moved boxes are cut from."""
+
+    pixels: np.ndarray  # uint8 [total], each slice's [h, w, 3] values, row-major
+    # float64 [N, 9]: (offset into pixels, h, w, x, y, step, box x0, y0, side):
+    # frame_slice's place after where its pixels are.
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """float64 [N, 3]: each crop's box (x0, y0, side) in frame pixels."""
+        return self.index[:, 6:9]
+
+    def cut(self, row: int, box) -> np.ndarray:
+        """uint8 [128, 128, 3]: the box (x0, y0, side), frame pixels, of sample
+        `row`'s frame, zeros outside it."""
+        offset, height, width, x, y, step = (int(v) for v in self.index[row, :6])
+        if not height * width:
+            return np.zeros((CROP_SIZE, CROP_SIZE, 3), np.uint8)
+        end = offset + height * width * 3
+        pixels = np.asarray(self.pixels[offset:end]).reshape(height, width, 3)
+        x0, y0, side = (float(v) for v in box)
+        return cut_square(pixels, ((x0 - x) / step, (y0 - y) / step, side / step))
+
+
+def perturb(surroundings: Surroundings, rows, keypoints, draws) -> tuple:
     """(crops uint8 [N, 128, 128, 3], keypoints float32 [N, 21, 2]) of the moved
-    boxes: surroundings uint8 [N, 256, 256, 3], keypoints float [N, 21, 2] of the
-    crops as they are, draws [N, 3] (dx, dy, f)."""
+    boxes of the samples at `rows` (storage positions) [N]: keypoints float
+    [N, 21, 2] of their crops as they are, draws [N, 3] (dx, dy, f)."""
+    rows = np.asarray(rows, np.int64)
+    moved = frame_boxes(surroundings.boxes[rows], draws)
+    crops = np.empty((len(rows), CROP_SIZE, CROP_SIZE, 3), np.uint8)
+    for n, (row, box) in enumerate(zip(rows, moved)):
+        crops[n] = surroundings.cut(row, box)
     corners, factor = corner(draws), np.asarray(draws, np.float64)[:, 2]
-    offset = REACH - HALF  # crop pixels -> surroundings pixels
-    crops = np.empty((len(draws), CROP_SIZE, CROP_SIZE, 3), np.uint8)
-    for n, ((x0, y0), f) in enumerate(zip(corners, factor)):
-        box = (x0 + offset, y0 + offset, CROP_SIZE * f)
-        crops[n] = cut_square(surroundings[n], box)
     keypoints = np.asarray(keypoints, np.float64)
-    moved = (keypoints - corners[:, None]) / factor[:, None, None]
-    return crops, moved.astype(np.float32)
+    points = (keypoints - corners[:, None]) / factor[:, None, None]
+    return crops, points.astype(np.float32)
 
 
 def frame_boxes(boxes, draws) -> np.ndarray:
-    """The moved boxes (x0, y0, side) in frame pixels, of boxes [N, 3] (a coco
-    source's `box` field)."""
+    """float64 [N, 3]: the moved boxes (x0, y0, side) in frame pixels, of boxes
+    [N, 3] (Surroundings.boxes, a coco source's `box` field)."""
     boxes = np.asarray(boxes, np.float64)
     scale = boxes[:, 2:3] / CROP_SIZE
     corners = boxes[:, :2] + corner(draws) * scale

@@ -8,6 +8,12 @@ y = row, pixel i covering [i, i+1)):
   hand sits towards the top-left of the crop.
 - `centered`: a square centred on the keypoint box with the same 8 px margin,
   zero-padded where it leaves the frame.
+
+Either square is the pixel patch of the frame it covers, resized to 128 x 128 by
+cv2.resize (bilinear), as the competition cut its crops. Moved boxes
+(data_pipeline.boxes) are cut from the frame's own pixels in one bilinear pass
+(`cut_square` of `frame_slice`): the same samples, but at an enlarged crop's outer
+pixel ring, where resize repeats the patch's edge and a cut reads the frame beyond.
 """
 
 import math
@@ -19,6 +25,9 @@ from .keypoints import CROP_SIZE
 MARGIN = 8  # pixels added around the keypoint box by both crops
 CONTEXT = 2  # the side of a crop's surroundings over the crop's
 CONTEXT_SIDE = CONTEXT * CROP_SIZE
+# Frame pixels kept beyond the surroundings' square (in stored pixels): a bilinear
+# sample near the square's edge also reads the pixel beyond it.
+SLICE_MARGIN = 2
 CROPS = ("biased", "centered")
 
 
@@ -95,7 +104,8 @@ def crop_hand(image, keypoints, crop: str = "biased", context: bool = False) -> 
 
     image: uint8 [H, W, 3]; keypoints: float [21, 2] in the frame.
     Returns (uint8 [128, 128, 3], float32 [21, 2] in pixels of the 128x128 crop);
-    with `context`, the crop's surroundings (`surroundings`) in place of the crop.
+    with `context`, the crop's surroundings in the frame's pixels (`frame_slice`:
+    a tuple (pixels, place)) in place of the crop.
     """
     height, width = image.shape[:2]
     if crop == "biased":
@@ -108,10 +118,11 @@ def crop_hand(image, keypoints, crop: str = "biased", context: bool = False) -> 
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     local = (local * (CROP_SIZE / box[2])).astype(np.float32)
     if context:
-        return surroundings(image, box), local
-    patch = crop_square(image, box)
+        return frame_slice(image, box), local
     import cv2  # importing this module (for CROPS) needs no OpenCV
 
+    # The competition's crops: its training crops must be cut as its test set was.
+    patch = crop_square(image, box)
     resized = cv2.resize(patch, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
     return resized, local
 
@@ -141,10 +152,40 @@ def cut_square(image: np.ndarray, box: tuple, size: int = CROP_SIZE) -> np.ndarr
     )
 
 
-def surroundings(image: np.ndarray, box: tuple) -> np.ndarray:
-    """uint8 [256, 256, 3]: the square of CONTEXT times the side of the crop box
-    (x0, y0, side) about its centre, at the crop's resolution, zeros outside the
-    image; the crop is its pixels 64..191 (data_pipeline.boxes)."""
+def frame_slice(image: np.ndarray, box: tuple) -> tuple:
+    """The frame's pixels around a crop box (x0, y0, side), from which moved boxes
+    are cut (data_pipeline.boxes): (pixels uint8 [h, w, 3], place float64 [6]:
+    x, y, step, x0, y0, side).
+
+    pixels: the frame's columns x .. x + step * w and rows y .. y + step * h
+    (whole frame pixels, clipped to the frame) that hold the square of CONTEXT
+    times the side about the box's centre, SLICE_MARGIN stored pixels wider each
+    way. At the frame's resolution (step 1) for a side under 2 * CONTEXT_SIDE
+    frame pixels (every 320 x 320 frame's box); a larger box's (a photo's) is
+    averaged over step x step blocks, step = side // CONTEXT_SIDE, so
+    that a crop pixel keeps 2 to 3 stored pixels and a slice stays under about
+    800 a side (zeros where a last block reaches past the frame).
+    """
     x0, y0, side = (float(v) for v in box)
-    grow = (CONTEXT - 1) * side / 2
-    return cut_square(image, (x0 - grow, y0 - grow, CONTEXT * side), CONTEXT_SIDE)
+    height, width = image.shape[:2]
+    step = max(1, int(side // CONTEXT_SIDE))
+    grow = (CONTEXT - 1) * side / 2 + SLICE_MARGIN * step
+    x = max(math.floor(x0 - grow), 0)
+    y = max(math.floor(y0 - grow), 0)
+    w = max(-(-(min(math.ceil(x0 + side + grow), width) - x) // step), 0)
+    h = max(-(-(min(math.ceil(y0 + side + grow), height) - y) // step), 0)
+    pixels = _region(image, x, y, w * step, h * step)
+    if step > 1 and w and h:
+        import cv2
+
+        pixels = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(pixels), np.array([x, y, step, x0, y0, side])
+
+
+def _region(image, x, y, width, height) -> np.ndarray:
+    """uint8 [height, width, 3]: the frame's rows y.., columns x.. (x, y >= 0),
+    zeros past its right and bottom edges."""
+    out = np.zeros((height, width) + image.shape[2:], image.dtype)
+    part = image[y : y + height, x : x + width]
+    out[: part.shape[0], : part.shape[1]] = part
+    return out

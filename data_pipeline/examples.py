@@ -35,7 +35,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import coco, kaggle_h5, parallel, rhd
-from .crop import CONTEXT_SIDE, crop_hand
+from .crop import crop_hand, frame_slice
 from .errors import UserError
 from .keypoints import CROP_SIZE, NUM_JOINTS
 from .splits import hold_out
@@ -47,8 +47,15 @@ LABELLED = {  # the splits whose keypoints are labels (the competition's test is
     "kaggle": ("train", "validation"),
     "rhd": ("train", "validation", "test"),
     "coco": ("train", "validation", "test"),  # the metadata says, per file (plan)
+    "images": (),
 }
-HAS_VISIBILITY = {"synthetic": True, "kaggle": False, "rhd": True, "coco": True}
+HAS_VISIBILITY = {
+    "synthetic": True,
+    "kaggle": False,
+    "rhd": True,
+    "coco": True,
+    "images": False,
+}
 
 
 @dataclass
@@ -64,16 +71,23 @@ class Preparation:
     padding: float = 1.25  # coco only: the crop's side over the box's longer side
     order: str = "coco"  # coco only: the files' joint order (data_pipeline.coco)
     images: str = ""  # coco only: the image folder ("": beside the files)
-    context: bool = False  # yield the crops' surroundings in place of the crops
+    boxes: str = ""  # coco only: a detection results file whose boxes are the hands
+    min_score: float = 0.0  # coco with boxes: the lowest box score kept
+    # Yield each crop's surroundings in its frame's pixels in place of the crop:
+    # (pixels, place) of data_pipeline.crop.frame_slice.
+    context: bool = False
 
     def name(self, kind: str, fingerprint: str = "") -> str:
         """A name that tells preparations apart (the files' fingerprint for
         kaggle, rhd and coco sources)."""
         if kind == "coco":
+            boxes = f"_dets{self.min_score:g}" if self.boxes else ""
             return (
                 f"box{self.padding:g}_{self.order}_val{self.num_validation}"
-                f"_split{self.split_seed}_{fingerprint}"
+                f"_split{self.split_seed}{boxes}_{fingerprint}"
             )
+        if kind == "images":
+            return f"pad{self.padding:g}_{fingerprint}"
         if kind == "synthetic":
             return (
                 f"{self.crop}_train{self.num_train}_val{self.num_validation}"
@@ -99,7 +113,13 @@ class Samples:
 def plan(kind: str, path, prep: Preparation):
     """({split: function yielding its samples}, metadata) of a source: `path` is
     its folder, a coco source's {split: file} (data_pipeline.sources)."""
-    planner = {"synthetic": _synthetic, "kaggle": _kaggle, "rhd": _rhd, "coco": _coco}
+    planner = {
+        "synthetic": _synthetic,
+        "kaggle": _kaggle,
+        "rhd": _rhd,
+        "coco": _coco,
+        "images": _images,
+    }
     planner = planner[kind]
     metadata = {}
     splits = planner(path, prep, metadata)
@@ -117,12 +137,12 @@ def _crops(samples, crop, context=False):
 
 
 def _padded(samples, context):
-    """Crops as they are or, with `context`, in a zero border as their
-    surroundings (a source that holds only the crops)."""
-    border = (CONTEXT_SIDE - CROP_SIZE) // 2
+    """Crops as they are or, with `context`, their surroundings: a source that
+    holds only the crops has each crop as its own frame, its box the whole crop
+    (zeros around it)."""
     for index, image, keypoints, visible in samples:
         if context:
-            image = np.pad(image, ((border, border), (border, border), (0, 0)))
+            image = frame_slice(image, (0, 0, CROP_SIZE))
         yield index, image, keypoints, visible
 
 
@@ -231,12 +251,19 @@ def _rhd(root, prep, metadata):
 
 def _coco(files, prep, metadata):
     """Hands of COCO keypoint files: `train` (with the validation hold-out unless
-    a `validation` file is given), `validation` and `test` as given."""
+    a `validation` file is given), `validation` and `test` as given. A lone file
+    of boxes (no labelled joint) is a test split; with `boxes` (detection
+    results), the detections on the file's images are the test split, labelled
+    where they find a labelled hand of the file (data_pipeline.coco.match)."""
+    if prep.boxes:
+        return _detections(files, prep, metadata)
     read = {}
     for split, path in files.items():
         hands, labelled = coco.read_hands(path, prep.order)
         folder = coco.image_folder(path, hands, prep.images or None)
         read[split] = (path, hands, folder, labelled)
+    if list(read) == ["train"] and not read["train"][3]:
+        read = {"test": read["train"]}  # boxes to predict on
     splits, held = {}, None
     if "train" in read:
         path, hands, folder, labelled = read["train"]
@@ -259,3 +286,38 @@ def _coco(files, prep, metadata):
     metadata["labelled"] = [s for s in SPLITS_ORDER if s in read and read[s][3]]
     metadata["has_visibility"] = tells
     return splits
+
+
+def _detections(files, prep, metadata):
+    """The test split of a COCO file's images cut at a detector's boxes."""
+    from .coco import labelled_by_match, load, read_detections, read_images
+
+    path = next(iter(files.values()))
+    truth, labelled = coco.read_hands(path, prep.order)
+    images = read_images(load(path), path)
+    found = read_detections(prep.boxes, images, prep.min_score)
+    if labelled:
+        found, missed = labelled_by_match(truth, found)
+        metadata["hands"] = sum(bool((h.flags > 0).any()) for h in truth)
+        metadata["missed"] = missed
+    metadata["detections"] = len(found)
+    flags = np.concatenate([h.flags for h in found] or [[]])
+    tells = bool((flags == 1).any() and (flags == 2).any())
+    folder = coco.image_folder(path, found, prep.images or None)
+    crops = functools.partial(
+        coco.crops, prep.boxes, found, folder, prep.padding, tells, prep.context
+    )
+    metadata["num_validation"] = 0
+    metadata["labelled"] = ["test"] if labelled else []
+    metadata["has_visibility"] = tells
+    return {"test": Samples(crops, len(found))}
+
+
+def _images(folder, prep, metadata):
+    """A folder of images: the test split, one hand per image (its whole box)."""
+    hands = coco.folder_hands(folder)
+    crops = functools.partial(
+        coco.crops, folder, hands, folder, prep.padding, False, prep.context
+    )
+    metadata["num_validation"] = 0
+    return {"test": Samples(crops, len(hands))}

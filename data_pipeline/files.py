@@ -157,7 +157,7 @@ def check_writable(path, what: str, folder_must_exist: bool = False):
     if not above.is_dir() and above != path:
         raise UserError(f"{above} is a file, not a folder (for {what} {path})")
     if not os.access(above, os.W_OK | (os.X_OK if above.is_dir() else 0)):
-        raise UserError(f"{above}: {cannot_write(above)} (for {what} {path})")
+        raise UserError(f"{above}: {cannot_write(above, f'{what} {path}')}")
 
 
 def permission_line(filename) -> str:
@@ -172,19 +172,19 @@ def permission_line(filename) -> str:
     return f"{path}: permission denied; {above}: {cannot_write(above)}"
 
 
-def cannot_write(path) -> str:
-    """Why this process cannot write `path`, and the fix, in words."""
+def cannot_write(path, what: str = "") -> str:
+    """Why this process cannot write `path` (for `what`), and the fix, in words."""
     uid = os.getuid() if hasattr(os, "getuid") else None
     try:
         stat = Path(path).stat()
-        owner = f"belongs to uid {stat.st_uid}"
+        owner = f"it belongs to uid {stat.st_uid}"
     except OSError:
-        stat, owner = None, "is not writable"
-    line = f"uid {uid} cannot write here ({owner})"
+        stat, owner = None, "it is not writable"
+    line = f"uid {uid} cannot write here ({f'for {what}; ' if what else ''}{owner})"
     if os.environ.get("HJR_CONTAINER") and stat is not None:
         return (
-            f"{line}; run the container as its owner: docker run --user "
-            f"{stat.st_uid}:{stat.st_gid} ... (for folders you made: --user "
+            f"{line}; run the container as its owner, docker run --user "
+            f"{stat.st_uid}:{stat.st_gid} (for folders you made: --user "
             '"$(id -u):$(id -g)")'
         )
     return f"{line}; make it writable for uid {uid} or choose another folder"

@@ -15,8 +15,9 @@ the same batches, and every loader gives the same ones. Batches are dicts:
     id: int64 [B], the sample's index in its source split
     draws: float32 [B, 4] in [0, 1), training batches only: the random numbers of
         the training augmentation (hjr.core.augment maps them to its parameters)
-A split opened with its surroundings and a `jitter` (shift, scale) gives training
-batches cut from boxes moved and scaled (data_pipeline.boxes; --box-jitter).
+With a `jitter` (shift, scale) other than (0, 1), training batches are cut from
+boxes moved and scaled (data_pipeline.boxes; --box-jitter) out of the split's
+surroundings (opened with open_split(..., context=True)).
 """
 
 import functools
@@ -24,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import boxes
 from .errors import UserError
 from .sources import Source
 from .store import Split, open_split
@@ -57,32 +59,40 @@ def batch_draws(seed: int, step: int, batch_size: int) -> np.ndarray:
     return rng.random((batch_size, NUM_DRAWS), dtype=np.float32)
 
 
-def train_batch(split: Split, seed: int, step: int, batch_size: int) -> dict:
-    """Training batch `step` of the run seeded `seed` (module docstring)."""
+def train_batch(
+    split: Split, seed: int, step: int, batch_size: int, jitter=None
+) -> dict:
+    """Training batch `step` of the run seeded `seed`, its boxes moved by `jitter`
+    (shift, scale), or as stored where it is None or (0, 1) (module docstring)."""
     if len(split) == 0:
         raise UserError(f"{split.source} has no {split.name} samples to train on")
     rows = stream_rows(len(split), seed, step, batch_size)
-    batch = split.rows(rows)
-    batch["draws"] = batch_draws(seed, step, batch_size)
-    if split.jitter is not None:
-        from .boxes import perturb, training_draws
-
-        moves = training_draws(seed, step, batch_size, *split.jitter)
-        context = split.rows(rows, ("context",))["context"]
-        batch["image"], batch["keypoints"] = perturb(
-            context, batch["keypoints"], moves
+    if jitter is None or not boxes.moves(*jitter):
+        batch = split.rows(rows)
+    else:
+        if split.context is None:
+            raise ValueError("a jitter needs the split's surroundings (context=True)")
+        batch = split.rows(rows, ("keypoints", "visible", "id"))
+        moves = boxes.training_draws(seed, step, batch_size, *jitter)
+        batch["image"], batch["keypoints"] = boxes.perturb(
+            split.context, rows, batch["keypoints"], moves
         )
+    batch["draws"] = batch_draws(seed, step, batch_size)
     return batch
 
 
-def train_batches(split: Split, seed, batch_size, start=0, stop=None, workers=2):
-    """Training batches start, start + 1, ... (until `stop`, else forever), made by
-    `workers` threads a few batches ahead, in order."""
+def train_batches(
+    split: Split, seed, batch_size, start=0, stop=None, workers=2, jitter=None
+):
+    """Training batches start, start + 1, ... (until `stop`, else forever) of
+    train_batch (`jitter` as there), made by `workers` threads a few batches
+    ahead, in order."""
     steps = iter(range(start, stop)) if stop is not None else _count(start)
+    make = functools.partial(train_batch, jitter=jitter)
     with ThreadPoolExecutor(max(1, workers)) as pool:
         ahead = []
         for step in steps:
-            ahead.append(pool.submit(train_batch, split, seed, step, batch_size))
+            ahead.append(pool.submit(make, split, seed, step, batch_size))
             if len(ahead) > 2 * workers:
                 yield ahead.pop(0).result()
         for future in ahead:

@@ -9,6 +9,7 @@ step, and only maps each sample's draws to its parameters.
 
 import tensorflow as tf
 
+from .boxes import moves
 from .keypoints import CROP_SIZE, NUM_JOINTS
 from .loader import NUM_DRAWS, eval_batch, num_batches, train_batch
 from .sources import Source
@@ -51,10 +52,20 @@ def make_dataset(
     data_dir=None,
     options: tf.data.Options = None,
     start: int = 0,
+    jitter=None,
 ) -> tf.data.Dataset:
     """Batches of one split of a source as a tf.data.Dataset (split_dataset)."""
-    prepared = open_split(source, split, crop, data_dir)
-    return split_dataset(prepared, batch_size, training, seed, options, start)
+    context = jitter is not None and moves(*jitter)
+    prepared = open_split(source, split, crop, data_dir, context=context)
+    return split_dataset(
+        prepared,
+        batch_size,
+        training,
+        seed,
+        options=options,
+        start=start,
+        jitter=jitter,
+    )
 
 
 def split_dataset(
@@ -64,20 +75,24 @@ def split_dataset(
     seed: int = 0,
     options: tf.data.Options = None,
     start: int = 0,
+    jitter=None,
 ) -> tf.data.Dataset:
     """Batches of a prepared split as a tf.data.Dataset.
 
     training: the endless stream of training batches start, start + 1, ... of the
-    run seeded `seed` (data_pipeline.loader.train_batch), with their draws.
+    run seeded `seed` (data_pipeline.loader.train_batch, its boxes moved by
+    `jitter`), with their draws.
     Otherwise: each sample once, in storage order, with a last smaller batch.
     """
     keys = ("image", "keypoints", "visible", "id")
     if training:
         keys = (*keys, "draws")
         steps = tf.data.Dataset.range(start, 2**62)
-        make = _as_tensors(
-            lambda step: train_batch(prepared, seed, step, batch_size), keys, batch_size
-        )
+
+        def batch(step):
+            return train_batch(prepared, seed, step, batch_size, jitter)
+
+        make = _as_tensors(batch, keys, batch_size)
     else:
         steps = tf.data.Dataset.range(num_batches(prepared, batch_size))
         make = _as_tensors(

@@ -9,6 +9,7 @@ import sys
 import time
 
 LINE_SECONDS = 30.0
+TENTHS_FROM = 20  # fewer items: no line per tenth, only the last one
 
 
 def on_terminal(stream=None) -> bool:
@@ -44,7 +45,7 @@ def progress(items, total: int = None, what: str = "hjr", unit: str = "items"):
         yield item
         count += 1
         now = time.monotonic()
-        tenth = count * 10 // total if total else 0
+        tenth = count * 10 // total if total and total >= TENTHS_FROM else 0
         if (tenth > tenths and count < total) or now - last >= LINE_SECONDS:
             share = f" ({count / total:.0%})" if total else ""
             of = f"/{total}" if total else ""

@@ -2,15 +2,19 @@
 
 SOURCE is `synthetic` (the default, built in), a folder holding the competition's
 `training.h5` / `testing.h5`, a folder holding the public RHD dataset
-(`RHD_published_v2/`), or COCO keypoint files (data_pipeline.coco). Options follow a
-colon, comma separated:
+(`RHD_published_v2/`), COCO keypoint files (data_pipeline.coco), or a folder of
+images, each one hand (`images:DIR`). Options follow a colon, comma separated:
     synthetic:train=2000,validation=100,test=200,seed=3
     /data/kaggle:validation=480
     coco:hands/train.json,images=hands/images,order=coco,padding=1.25
     coco:train=a.json,validation=b.json,test=c.json
+    coco:photos.json,boxes=detections.json,min_score=0.3
+    images:crops/,padding=1
 A COCO source's file (or `train=`) gives the train split and the validation
 hold-out; `validation=FILE` gives the validation split instead (a number is the
-hold-out's size, as for every source) and `test=FILE` a test split.
+hold-out's size, as for every source) and `test=FILE` a test split. A lone file of
+boxes without keypoints gives a test split; `boxes=DETS` (a detection results list)
+puts a detector's boxes on the file's images, as a test split.
 """
 
 import hashlib
@@ -35,7 +39,10 @@ COCO_OPTIONS = {  # option -> (Preparation field, its type)
     "images": ("images", str),
     "order": ("order", str),
     "padding": ("padding", float),
+    "boxes": ("boxes", str),
+    "min_score": ("min_score", float),
 }
+IMAGES_PADDING = 1.0  # images:DIR: each image is a hand's crop, as it is
 ENV_DATA_DIR = "HJR_DATA_DIR"
 
 
@@ -49,15 +56,20 @@ def default_data_dir() -> Path:
 
 @dataclass
 class Source:
-    kind: str  # "synthetic", "kaggle", "rhd" or "coco"
-    path: Path = None  # a kaggle or rhd source's folder, a coco source's first file
+    kind: str  # "synthetic", "kaggle", "rhd", "coco", "images" or "video"
+    path: Path = None  # a kaggle, rhd or images source's folder, a coco one's file
     options: dict = field(default_factory=dict)  # Preparation field -> value
     files: dict = None  # a coco source's annotation files {split: Path}
 
     def __str__(self):
         if self.kind == "coco":
             files = ", ".join(f"{k}={v}" for k, v in self.files.items())
-            return f"coco data in {files}"
+            boxes = self.options.get("boxes")
+            return f"coco data in {files}" + (f", boxes={boxes}" if boxes else "")
+        if self.kind == "images":
+            return f"the images in {self.path}"
+        if self.kind == "video":
+            return f"the video {self.path}"
         return "synthetic" if self.path is None else f"{self.kind} data in {self.path}"
 
     def location(self):
@@ -86,6 +98,10 @@ def parse_source(spec: str) -> Source:
     spec = str(spec)
     if spec.startswith("coco:") or spec == "coco":
         return _parse_coco(spec)
+    if spec.startswith("images:") or spec == "images":
+        return _parse_images(spec)
+    if spec.startswith("video:") or spec == "video":
+        return _parse_video(spec)
     head, options = spec, {}
     match = re.fullmatch(r"(.*?):((?:\w+=[-\w]+,?)+)", spec)
     if match:
@@ -164,6 +180,11 @@ def _parse_coco(spec: str) -> Source:
             if not folder.is_dir():
                 raise UserError(f"images: no such folder {value}", "data", spec)
             options[name] = str(folder.resolve())
+        if key == "boxes":
+            file = Path(value).expanduser()
+            if not file.is_file():
+                raise UserError(f"boxes: no such detections file {value}", "data", spec)
+            options[name] = str(file.resolve())
     if options.get("order", "coco") not in ORDERS:
         order = options["order"]
         raise UserError(
@@ -174,6 +195,14 @@ def _parse_coco(spec: str) -> Source:
         )
     if not options.get("padding", 1.0) > 0:
         raise UserError("padding must be above 0 (1.25: mmpose's)", "data", spec)
+    if not 0 <= options.get("min_score", 0.0) <= 1:
+        raise UserError("min_score must be in [0, 1]", "data", spec)
+    if "min_score" in options and "boxes" not in options:
+        raise UserError("min_score goes with boxes=DETECTIONS.json", "data", spec)
+    if "boxes" in options and len(files) > 1:
+        raise UserError(
+            "boxes=: give one COCO file, whose images the boxes are on", "data", spec
+        )
     if not files:
         raise UserError(
             "expected an annotation file: coco:FILE.json or coco:train=FILE.json",
@@ -183,6 +212,90 @@ def _parse_coco(spec: str) -> Source:
     if "validation" in files and "num_validation" in options:
         raise UserError("validation is a file and a number", "data", spec)
     return Source("coco", next(iter(files.values())), options, files)
+
+
+def _parse_images(spec: str) -> Source:
+    """`images:DIR[,padding=P]`: a folder of images, each one hand."""
+    folder, *items = spec[len("images:") :].split(",")
+    path = Path(folder).expanduser()
+    if not folder or not path.is_dir():
+        raise UserError("expected images:FOLDER, a folder of images", "data", spec)
+    options = {"padding": IMAGES_PADDING}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key.strip() != "padding":
+            raise UserError(
+                f"unknown option {key!r} for an images source; expected padding",
+                "data",
+                spec,
+            )
+        try:
+            options["padding"] = float(value)
+        except ValueError:
+            raise UserError(f"padding must be a number, got {value!r}", "data", spec)
+        if not options["padding"] > 0:
+            raise UserError("padding must be above 0", "data", spec)
+    return Source("images", path.resolve(), options)
+
+
+def _parse_video(spec: str) -> Source:
+    """`video:FILE[,box=X,Y,W,H][,boxes=DETS.json][,min_score=S][,padding=P]`."""
+    from .video import VIDEO_SUFFIXES
+
+    file, *items = spec[len("video:") :].split(",")
+    path = Path(file).expanduser()
+    if not file or not path.is_file():
+        raise UserError(
+            f"no such video file {file!r}; expected video:FILE[,box=X,Y,W,H]",
+            "data",
+            spec,
+        )
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(
+            f"expected a video file ({', '.join(VIDEO_SUFFIXES)})", "data", spec
+        )
+    options = {"min_score": 0.0}
+    while items:
+        key, _, value = items.pop(0).partition("=")
+        key = key.strip()
+        if key == "box":
+            numbers = [value, *items[:3]]
+            del items[:3]
+            try:
+                options["box"] = [float(v) for v in numbers]
+            except ValueError:
+                options["box"] = []
+            if len(options["box"]) != 4:
+                raise UserError("expected box=X,Y,W,H (four numbers)", "data", spec)
+        elif key == "boxes":
+            found = Path(value).expanduser()
+            if not found.is_file():
+                raise UserError(f"boxes: no such detections file {value}", "data", spec)
+            options["boxes"] = str(found.resolve())
+        elif key in ("min_score", "padding"):
+            try:
+                options[key] = float(value)
+            except ValueError:
+                raise UserError(f"{key} must be a number, got {value!r}", "data", spec)
+        else:
+            raise UserError(
+                f"unknown option {key!r} for a video source; expected box, boxes, "
+                "min_score or padding",
+                "data",
+                spec,
+            )
+    if "box" not in options and "boxes" not in options:
+        raise UserError(
+            "expected box=X,Y,W,H (the hand in the first frame, tracked) or "
+            "boxes=DETECTIONS.json (the hands of every frame)",
+            "data",
+            spec,
+        )
+    if not 0 <= options["min_score"] <= 1:
+        raise UserError("min_score must be in [0, 1]", "data", spec)
+    if not options.get("padding", 1.0) > 0:
+        raise UserError("padding must be above 0", "data", spec)
+    return Source("video", path.resolve(), options)
 
 
 def fingerprint(source: Source) -> str:
@@ -195,6 +308,16 @@ def fingerprint(source: Source) -> str:
             stat = path.stat()
             digest.update(f"{split}={path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
         digest.update(str(source.options.get("images")).encode())
+        if source.options.get("boxes"):
+            stat = Path(source.options["boxes"]).stat()
+            digest.update(f"{source.options['boxes']}:{stat.st_size}".encode())
+            digest.update(str(stat.st_mtime_ns).encode())
+        return digest.hexdigest()[:10]
+    if source.kind == "images":
+        for item in sorted(source.path.iterdir()):
+            if item.is_file():
+                stat = item.stat()
+                digest.update(f"{item.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
         return digest.hexdigest()[:10]
     patterns = ("*.h5", "RHD_published_v2/*/*.pickle", "*/*.pickle")
     for pattern in patterns:

@@ -11,8 +11,12 @@ A source, prepared in one crop mode, is a folder in the data dir:
         <split>.visible.npy    bool [N, 21]
         <split>.id.npy         int64 [N], each sample's index in its source split
         <split>.<field>.npy    a coco source's FIELDS: where each crop came from
-        <split>.context.u8     uint8 [N, 256, 256, 3], the crops' surroundings
-                               (data_pipeline.boxes), written when first needed
+        <split>.surroundings.u8   uint8, each crop's surroundings in its frame's
+                                  pixels, one after another (data_pipeline.boxes:
+                                  moved boxes are cut from them), written when
+                                  first needed
+        <split>.surroundings.npy  float64 [N, 9], where each one is and its place
+                                  in the frame (data_pipeline.boxes.Surroundings)
 
 Crops are cut once, at preparation (data_pipeline.examples), and stored raw: a batch
 is a gather of rows, nothing to decode. The folder is written under a temporary
@@ -39,6 +43,7 @@ from .keypoints import CROP_SIZE, NUM_JOINTS
 from .progress import progress
 from .sources import SPLITS, Source, default_data_dir, fingerprint
 
+HAS_FIELDS = ("coco", "images")  # the kinds whose samples carry FIELDS
 # The modules whose code makes a prepared folder's arrays (code_key).
 MAKERS = (
     "store",
@@ -58,9 +63,13 @@ LABELS = {  # field: (dtype, shape of one sample)
     "visible": (np.bool_, (NUM_JOINTS,)),
     "id": (np.int64, ()),
 }
-FIELDS = {  # what a coco source keeps of each hand: field: (dtype, shape)
+FIELDS = {  # what a coco (or images) source keeps of each hand: (dtype, shape)
     "box": (np.float64, (3,)),  # the crop's square (x0, y0, side), frame pixels
-    "bbox_size": (np.float64, ()),  # max(w, h) of the hand's box (PCK's norm)
+    "bbox": (np.float64, (4,)),  # the hand's (or detection's) box x, y, w, h
+    "bbox_size": (np.float64, ()),  # max(w, h) of the labelled hand's box (PCK)
+    "score": (np.float64, ()),  # the box's score (a detector's; else 1)
+    "file_name": (np.str_, ()),  # the image's name in the file (or folder)
+    "path": (np.str_, ()),  # the image file read
     "image_id": (np.int64, ()),
     "category_id": (np.int64, ()),
     "annotation_id": (np.int64, ()),
@@ -82,8 +91,7 @@ class Split:
     source: str  # the source, in words
     kind: str = ""  # the source's kind
     fields: dict = None  # a coco source's FIELDS {name: [N, ...]}, else {}
-    context: np.ndarray = None  # uint8 [N, 256, 256, 3] surroundings, where opened
-    jitter: tuple = None  # (shift, scale) of training batches' boxes, or None
+    context: object = None  # data_pipeline.boxes.Surroundings, where opened
 
     def __len__(self) -> int:
         return len(self.id)
@@ -160,10 +168,17 @@ def prepare(source: Source, crop: str = "biased", data_dir=None) -> dict:
 
 def _prepared(source, crop, data_dir):
     """(folder, info) of a prepared source (prepare)."""
+    if source.kind == "video":
+        raise UserError(
+            "a video is read frame by frame by hjr predict and hjr browse, not "
+            "prepared",
+            "data",
+            str(source.path),
+        )
     folder = folder_for(source, crop, data_dir)
     if not (folder / "info.json").is_file():
         check_writable(folder, "the prepared data")
-        how = "hand box" if source.kind == "coco" else crop
+        how = "hand box" if source.kind in HAS_FIELDS else crop
         print(f"hjr: preparing {source} ({how} crops) into {folder}")
         _write(source, crop, folder)
     return folder, json.loads((folder / "info.json").read_text())
@@ -190,7 +205,7 @@ def _write(source, crop, folder):
             "has_visibility": metadata.pop(
                 "has_visibility", HAS_VISIBILITY[source.kind]
             ),
-            "fields": sorted(FIELDS) if source.kind == "coco" else [],
+            "fields": sorted(FIELDS) if source.kind in HAS_FIELDS else [],
             "metadata": metadata,
         }
         (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -235,12 +250,14 @@ def open_split(
 ):
     """One split of a source, prepared first where it is not; UserError if the
     source has no such split. With `context`, its crops' surroundings too
-    (`context`, prepared first where they are not); with `box` (shift, scale, seed)
-    other than (0, 1, ...), the split cut from boxes moved and scaled
-    (data_pipeline.boxes), in memory."""
-    if box is not None and tuple(box[:2]) != (0, 1):
-        from . import boxes
+    (`context`, prepared first where they are not); with `box` (shift, scale, seed),
+    the split cut from boxes moved and scaled (data_pipeline.boxes), in memory, each
+    crop one bilinear cut from the frame's pixels: (0, 1, seed) too, which differs
+    from the stored crops (the competition's resize) at an enlarged crop's outer
+    pixel ring only."""
+    from . import boxes
 
+    if box is not None:
         boxes.check(box[0], box[1])
         whole = open_split(source, split, crop, data_dir, context=True)
         return _moved(whole, *box)
@@ -277,29 +294,40 @@ def open_split(
 
 
 def _context(source, crop, folder, prepared):
-    """The surroundings of a prepared split's crops, memory-mapped; written first
-    (under a temporary name, then renamed) where they are not."""
-    from .crop import CONTEXT_SIDE
+    """The surroundings of a prepared split's crops in their frames' pixels
+    (data_pipeline.boxes.Surroundings), memory-mapped; written first (under
+    temporary names, the index renamed last) where they are not."""
+    from .boxes import Surroundings
 
-    path = folder / f"{prepared.name}.context.u8"
-    shape = (len(prepared), CONTEXT_SIDE, CONTEXT_SIDE, 3)
-    if not path.is_file():
-        print(f"hjr: cutting the surroundings of {source} {prepared.name} into {path}")
+    path = folder / f"{prepared.name}.surroundings.u8"
+    index_path = path.with_suffix(".npy")
+    if not index_path.is_file():
+        print(f"hjr: storing the surroundings of {source} {prepared.name} in {path}")
         prep = replace(preparation(source, crop), context=True)
         samples = plan(source.kind, source.location(), prep)[0][prepared.name]
+        index = []
         with atomic_path(path) as tmp, open(tmp, "wb") as out:
             count = getattr(samples, "count", None)
             rows = progress(samples(), count, "hjr: surroundings", "crops")
-            for row, (index, image, *_) in enumerate(rows):
-                if row >= len(prepared) or index != prepared.id[row]:
+            for row, (sample, (pixels, place), *_) in enumerate(rows):
+                if row >= len(prepared) or sample != prepared.id[row]:
                     raise UserError(
                         f"{source}: the {prepared.name} split changed since it "
                         f"was prepared into {folder}; delete that folder"
                     )
-                out.write(np.ascontiguousarray(image, np.uint8).tobytes())
-    if not len(prepared):
-        return np.zeros(shape, np.uint8)
-    return np.memmap(path, np.uint8, "r", shape=shape)
+                index.append([out.tell(), *pixels.shape[:2], *place])
+                out.write(np.ascontiguousarray(pixels, np.uint8).tobytes())
+            if len(index) != len(prepared):
+                raise UserError(
+                    f"{source}: the {prepared.name} split changed since it was "
+                    f"prepared into {folder}; delete that folder"
+                )
+        with atomic_path(index_path) as tmp, open(tmp, "wb") as out:
+            np.save(out, np.asarray(index, np.float64).reshape(-1, 9))
+    index = np.load(index_path)
+    size = path.stat().st_size
+    pixels = np.memmap(path, np.uint8, "r") if size else np.zeros(0, np.uint8)
+    return Surroundings(pixels, index)
 
 
 def _moved(whole: Split, shift, scale, seed) -> Split:
@@ -308,22 +336,11 @@ def _moved(whole: Split, shift, scale, seed) -> Split:
     from . import boxes
 
     draws = boxes.evaluation_draws(whole.id, shift, scale, seed)
-    images, keypoints = [], []
-    for start in range(0, len(whole), 256):
-        part = slice(start, start + 256)
-        crops, moved = boxes.perturb(
-            whole.context[part], whole.keypoints[part], draws[part]
-        )
-        images.append(crops)
-        keypoints.append(moved)
+    rows = np.arange(len(whole))
+    images, keypoints = boxes.perturb(whole.context, rows, whole.keypoints, draws)
     fields = dict(whole.fields)
     if "box" in fields:
         fields["box"] = boxes.frame_boxes(fields["box"], draws)
-    empty = np.zeros((0, *IMAGE_SHAPE), np.uint8)
     return replace(
-        whole,
-        image=np.concatenate(images) if images else empty,
-        keypoints=np.concatenate(keypoints) if keypoints else whole.keypoints,
-        fields=fields,
-        context=None,
+        whole, image=images, keypoints=keypoints, fields=fields, context=None
     )

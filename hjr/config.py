@@ -189,7 +189,10 @@ def check_setting(key, value):
     if key == "data":
         from data_pipeline.sources import parse_source
 
-        parse_source(value)  # UserError names `data`
+        if parse_source(value).kind == "video":  # UserError names `data`
+            raise UserError(
+                "a video is read by hjr predict and browse only", key, value
+            )
     elif key in CHOICES:
         if value not in CHOICES[key]:
             raise UserError(f"expected one of {', '.join(CHOICES[key])}", key, value)

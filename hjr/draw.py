@@ -48,33 +48,48 @@ def draw_keypoints(image, keypoints=None, scale=3, truth=None, hidden=None):
             for tilt in (arm, -arm):
                 ends = (x - arm, y - tilt), (x + arm, y + tilt)
                 cv2.line(canvas, *ends, white, 1, cv2.LINE_AA, SHIFT)
-    if keypoints is None:
-        return canvas
+    if keypoints is not None:
+        _skeleton(canvas, keypoints, scale, 2, 3)
+    return canvas
+
+
+def _skeleton(canvas, keypoints, scale, width, radius):
+    """Bones (lines `width` px wide) and joints (discs of `radius` px) of keypoints
+    [21, 2] (continuous pixels, times `scale`) on canvas, in place."""
     shown = drawable(keypoints)
     for parent, child in BONES:
-        if not (shown[parent] and shown[child]):
-            continue
-        cv2.line(
-            canvas,
-            _point(keypoints[parent], scale),
-            _point(keypoints[child], scale),
-            joint_colour(child),
-            2,
-            cv2.LINE_AA,
-            SHIFT,
-        )
+        if shown[parent] and shown[child]:
+            ends = _point(keypoints[parent], scale), _point(keypoints[child], scale)
+            cv2.line(canvas, *ends, joint_colour(child), width, cv2.LINE_AA, SHIFT)
     for joint, xy in enumerate(keypoints):
-        if not shown[joint]:
-            continue
-        cv2.circle(
-            canvas,
-            _point(xy, scale),
-            3 << SHIFT,
-            joint_colour(joint),
-            -1,
-            cv2.LINE_AA,
-            SHIFT,
-        )
+        if shown[joint]:
+            centre = _point(xy, scale)
+            colour = joint_colour(joint)
+            cv2.circle(canvas, centre, radius << SHIFT, colour, -1, cv2.LINE_AA, SHIFT)
+
+
+def draw_hands(image, hands) -> np.ndarray:
+    """A copy of image uint8 [H, W, 3] RGB, at its size, with each hand drawn: its
+    box, its bones and joints, and its score above the box. hands: dicts with
+    "bbox" (x, y, w, h, continuous pixels), "keypoints" float [21, 2] in the
+    image's pixel indices (COCO's: pixel (0, 0)'s centre is (0, 0)) and "score"."""
+    canvas = np.ascontiguousarray(image).copy()
+    for hand in hands:
+        x, y, w, h = (float(v) for v in hand["bbox"])
+        size = max(w, h, 1.0)
+        width = max(1, int(round(size / 80)))
+        corners = (x, y), (x + w, y + h)
+        ends = [_point((cx, cy), 1) for cx, cy in corners]
+        cv2.rectangle(canvas, *ends, (255, 255, 255), width, cv2.LINE_AA, SHIFT)
+        points = np.asarray(hand["keypoints"], np.float64) + 0.5  # continuous
+        _skeleton(canvas, points, 1, width, max(2, int(round(size / 50))))
+        if hand.get("score") is not None:
+            scale = max(0.4, size / 250)
+            where = (int(x), max(int(y) - 4, 12))
+            text = f"{float(hand['score']):.2f}"
+            white = (255, 255, 255)
+            font = cv2.FONT_HERSHEY_SIMPLEX
+            cv2.putText(canvas, text, where, font, scale, white, width, cv2.LINE_AA)
     return canvas
 
 

@@ -6,10 +6,11 @@ import pytest
 from conftest import SMALL_SYNTHETIC
 
 from data_pipeline import boxes
+from data_pipeline.crop import biased_box, cut_square
 from data_pipeline.files import read_png
 from data_pipeline.kaggle_csv import read_keypoints_csv
 from data_pipeline.kaggle_h5 import write_kaggle_files
-from data_pipeline.loader import train_batch
+from data_pipeline.loader import train_batch, train_batches
 from data_pipeline.sources import parse_source
 from data_pipeline.store import open_split
 from hjr.cli import main
@@ -94,13 +95,47 @@ def test_moved_crops_keep_the_drawn_points_on_their_joints(discs, data_dir):
     assert not np.allclose(again.keypoints, other.keypoints)
 
 
-def test_a_source_of_crops_is_moved_within_its_crop():
-    """The competition's test crops have no frame: their surroundings are the crop
-    in a zero border, so a move by whole pixels is a shift with zeros coming in."""
-    crop = np.random.default_rng(0).integers(1, 256, (1, 128, 128, 3), np.uint8)
-    padded = np.pad(crop, ((0, 0), (64, 64), (64, 64), (0, 0)))
-    moved, points = boxes.perturb(padded, np.full((1, 21, 2), 40.0), [[5, -7, 1.0]])
-    np.testing.assert_array_equal(moved[0, 7:, :123], crop[0, :121, 5:])
+def test_moved_crops_are_one_cut_from_the_frame(discs, data_dir):
+    """A moved crop is the moved box cut once, bilinearly, from the frame itself
+    (not from stored crops or resampled surroundings); a box moved by nothing
+    gives the stored crop (here, where no disc reaches the crop's outer ring, in
+    which the competition's resize of the stored crop repeats the patch's edge)."""
+    frames, keypoints = disc_frames(24)
+    moved = open_split(discs, "validation", data_dir=data_dir, box=(24, 1.25, 1))
+    draws = boxes.evaluation_draws(moved.id, 24, 1.25, 1)
+    for row, index in enumerate(moved.id):
+        box = biased_box(keypoints[index], FRAME, FRAME)
+        (frame_box,) = boxes.frame_boxes([box], draws[row : row + 1])
+        np.testing.assert_array_equal(
+            moved.image[row], cut_square(frames[index], frame_box)
+        )
+    for split in ("train", "validation"):
+        whole = open_split(discs, split, data_dir=data_dir, context=True)
+        rows = np.arange(len(whole))
+        still = np.tile([0.0, 0.0, 1.0], (len(whole), 1))
+        crops, points = boxes.perturb(whole.context, rows, whole.keypoints, still)
+        difference = np.abs(crops.astype(int) - whole.image).max()
+        assert difference <= 1  # bilinear rounding at most (here: none)
+        np.testing.assert_array_equal(points, whole.keypoints)
+
+
+def test_a_source_of_crops_is_moved_within_its_crop(tmp_path, data_dir):
+    """The competition's test crops have no frame: each is its own frame, so a
+    move by whole pixels is a shift with zeros coming in."""
+    crops = np.random.default_rng(0).integers(1, 256, (3, 128, 128, 3), np.uint8)
+    frames, keypoints = disc_frames(4)
+    write_kaggle_files(tmp_path / "k", frames, keypoints, crops)
+    test = open_split(
+        parse_source(f"{tmp_path / 'k'}:validation=1"),
+        "test",
+        data_dir=data_dir,
+        context=True,
+    )
+    np.testing.assert_array_equal(test.image, crops)
+    moved, points = boxes.perturb(
+        test.context, [1], np.full((1, 21, 2), 40.0), [[5, -7, 1.0]]
+    )
+    np.testing.assert_array_equal(moved[0, 7:, :123], crops[1, :121, 5:])
     assert moved[0, :7].max() == 0 and moved[0, :, 123:].max() == 0
     np.testing.assert_allclose(points[0, 0], (35.0, 47.0))
 
@@ -108,15 +143,25 @@ def test_a_source_of_crops_is_moved_within_its_crop():
 def test_box_jitter_batches_are_seeded_and_keep_joints_on_the_points(discs, data_dir):
     train = open_split(discs, "train", data_dir=data_dir, context=True)
     plain = train_batch(train, 0, 5, 6)
-    train.jitter = (16.0, 1.25)
-    batch = train_batch(train, 0, 5, 6)
+    for off in (None, (0, 1)):
+        assert_same_batch(train_batch(train, 0, 5, 6, jitter=off), plain)
+    batch = train_batch(train, 0, 5, 6, jitter=(16.0, 1.25))
     assert np.array_equal(batch["id"], plain["id"])
     assert np.array_equal(batch["draws"], plain["draws"])  # augmentation unchanged
     assert not np.allclose(batch["keypoints"], plain["keypoints"])
     check_on_discs(batch["image"], batch["keypoints"])
-    same = train_batch(train, 0, 5, 6)
-    assert np.array_equal(same["image"], batch["image"])
-    assert not np.array_equal(train_batch(train, 1, 5, 6)["image"], batch["image"])
+    same = train_batch(train, 0, 5, 6, jitter=(16.0, 1.25))
+    assert_same_batch(same, batch)
+    other = train_batch(train, 1, 5, 6, jitter=(16.0, 1.25))
+    assert not np.array_equal(other["image"], batch["image"])
+    threaded = train_batches(train, 0, 6, 5, 7, workers=2, jitter=(16.0, 1.25))
+    assert_same_batch(next(threaded), batch)
+
+
+def assert_same_batch(got, want):
+    assert sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
 
 
 def test_browse_shift_and_scale_draws_joints_on_the_points(discs, tmp_path, data_dir):

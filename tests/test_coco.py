@@ -296,5 +296,66 @@ def test_boxes_without_keypoints_give_an_unlabelled_test_split(tmp_path):
     prepared = open_split(parse_source(f"coco:test={path}"), "test", data_dir=tmp_path)
     assert len(prepared) == 3 and not prepared.labelled
     assert np.isnan(prepared.keypoints).all()
-    with pytest.raises(Exception, match="no labelled joint"):
+    with pytest.raises(Exception, match="has no train split"):
         open_split(parse_source(f"coco:{path}"), "train", data_dir=tmp_path)
+
+
+def test_unmoved_coco_crops_are_the_stored_crops(tmp_path):
+    """A box moved by nothing, cut from the stored surroundings, gives the stored
+    crop within bilinear rounding (a COCO box is not whole pixels)."""
+    from data_pipeline import boxes
+
+    path = write_coco_hands(tmp_path / "h", 6)
+    split = open_split(
+        parse_source(f"coco:test={path}"), "test", data_dir=tmp_path, context=True
+    )
+    still = np.tile([0.0, 0.0, 1.0], (len(split), 1))
+    rows = np.arange(len(split))
+    crops, points = boxes.perturb(split.context, rows, split.keypoints, still)
+    assert np.abs(crops.astype(int) - split.image).max() <= 1
+    np.testing.assert_array_equal(points, split.keypoints)
+    np.testing.assert_array_equal(split.context.boxes, split.fields["box"])
+
+
+def test_a_photos_large_hand_is_moved_from_a_smaller_copy(tmp_path):
+    """A hand box of 512 image pixels or more keeps its surroundings averaged over
+    blocks (2 to 3 stored pixels a crop pixel): discs drawn at its joints stay
+    under the keypoints of the crops cut from them, moved or not."""
+    from data_pipeline import boxes
+
+    frame = np.zeros((1200, 1600, 3), np.uint8)
+    index_px = np.array([[700.0, 500.0], [1000.0, 700.0], [800.0, 900.0]])
+    for channel, (x, y) in enumerate(index_px):
+        plane = np.ascontiguousarray(frame[..., channel])
+        cv2.circle(plane, (int(x), int(y)), 24, 255, -1)
+        frame[..., channel] = plane
+    cv2.imwrite(str(tmp_path / "big.png"), frame[..., ::-1])
+    flat = np.zeros((21, 3))
+    joints = [0, 5, 20]
+    flat[joints, :2], flat[joints, 2] = index_px, 2
+    data = {
+        "images": [{"id": 1, "file_name": "big.png", "width": 1600, "height": 1200}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "bbox": [600.0, 400.0, 520.0, 600.0],
+                "keypoints": flat.ravel().tolist(),
+            }
+        ],
+    }
+    (tmp_path / "big.json").write_text(json.dumps(data))
+    source = parse_source(f"coco:test={tmp_path / 'big.json'},order=rhd")
+    whole = open_split(source, "test", data_dir=tmp_path / "p", context=True)
+    assert whole.context.index[0, 5] == 2  # step: side 750 // 256
+    centres = np.stack(np.meshgrid(np.arange(128), np.arange(128)), -1) + 0.5
+    cuts = [boxes.perturb(whole.context, [0], whole.keypoints, [[0.0, 0.0, 1.0]])]
+    for box in ((24, 1.25, 0), (24, 1.25, 1), (40, 1.0, 3)):
+        split = open_split(source, "test", data_dir=tmp_path / "p", box=box)
+        cuts.append((split.image, split.keypoints))
+    for crops, keypoints in cuts:
+        crop = crops[0].astype(np.float64)
+        for channel, joint in enumerate(joints):
+            weights = crop[..., channel]
+            centroid = (weights[..., None] * centres).sum((0, 1)) / weights.sum()
+            np.testing.assert_allclose(centroid, keypoints[0, joint], atol=0.1)

@@ -225,3 +225,50 @@ def test_evaluate_a_model_and_its_predictions_alike(tmp_path, data_dir, capsys):
     assert model["share_hidden"] == from_csv["share_hidden"] > 0
     for key in ("epe", "epe_visible", "epe_hidden", "kaggle_mse_hidden"):
         assert model[key] == pytest.approx(from_csv[key], abs=1e-2)
+
+
+def test_evaluate_under_a_move_scores_in_pixels_of_the_crop_as_cut(
+    tmp_path, data_dir, capsys
+):
+    """Predictions (3, 4) px off in every moved crop score as predictions (3, 4) f
+    px off in the crops as they should have been cut (f: each box's scale
+    factor): the same epe, kaggle_mse, PCK and AUC; the table and the JSON say
+    the unit, the JSON the move."""
+    from conftest import SMALL_SYNTHETIC
+
+    from data_pipeline import boxes
+    from data_pipeline.kaggle_csv import write_keypoints_csv
+    from data_pipeline.sources import parse_source
+    from data_pipeline.store import open_split
+    from hjr.inference.evaluate import MOVED_UNIT, UNIT
+
+    source = parse_source(SMALL_SYNTHETIC)
+    box = (16.0, 1.25, 2)
+    moved = open_split(source, "validation", data_dir=data_dir, box=box)
+    plain = open_split(source, "validation", data_dir=data_dir)
+    factor = boxes.evaluation_draws(moved.id, *box)[:, 2, None, None]
+    assert np.ptp(factor) > 0.05  # the boxes are scaled by different factors
+    common = ["--data", SMALL_SYNTHETIC, "--data-dir", str(data_dir)]
+    results = {}
+    moving = ["--shift", "16", "--scale", "1.25", "--box-seed", "2"]
+    for name, split, off, flags in (
+        ("moved", moved, np.array([3.0, 4.0]), moving),
+        ("plain", plain, np.array([3.0, 4.0]) * factor, []),
+    ):
+        csv, out = tmp_path / f"{name}.csv", tmp_path / f"{name}.json"
+        write_keypoints_csv(csv, split.id, split.keypoints + off)
+        argv = ["evaluate", "--predictions", str(csv), *common, "--json", str(out)]
+        assert main([*argv, *flags]) == 0
+        results[name] = json.loads(out.read_text())
+        results[name]["printed"] = capsys.readouterr().out
+    moved, plain = results["moved"], results["plain"]
+    assert moved["epe"] == pytest.approx(5 * factor.mean())
+    assert moved["kaggle_mse"] == pytest.approx(25 * (factor**2).mean())
+    for key in ("epe", "kaggle_mse", "pck@0.2", "auc_0_30px", "epe_hidden"):
+        assert moved[key] == pytest.approx(plain[key]), key
+    assert moved["per_joint_epe"] == pytest.approx(plain["per_joint_epe"], abs=1e-3)
+    assert moved["unit"] == MOVED_UNIT and plain["unit"] == UNIT
+    assert moved["box"] == {"shift": 16.0, "scale": 1.25, "seed": 2}
+    assert "box" not in plain
+    assert f"errors in {MOVED_UNIT}" in moved["printed"]
+    assert f"errors in {UNIT}\n" in plain["printed"]

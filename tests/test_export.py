@@ -296,15 +296,20 @@ def _run_exported(folder, files, images):
                 (inp,) = session.get_inputs()
                 assert inp.name == "images" and inp.type == "tensor(uint8)", inp
                 assert inp.shape[1:] == [128, 128, 3], inp.shape
-                (out,) = session.get_outputs()
-                assert out.name == "keypoints" and out.shape[1:] == [21, 2]
-                keypoints = session.run(["keypoints"], {{"images": images}})[0]
+                outputs = {{o.name: o.shape[1:] for o in session.get_outputs()}}
+                assert outputs == {{"keypoints": [21, 2], "scores": [21]}}, outputs
+                keypoints, scores = session.run(
+                    ["keypoints", "scores"], {{"images": images}}
+                )
+                assert ((scores > 0) & (scores <= 1)).all()
             else:
                 runner = Interpreter(model_path=path).get_signature_runner()
                 details = runner.get_input_details()["images"]
                 assert details["dtype"] == np.uint8, details
                 assert list(details["shape_signature"]) == [-1, 128, 128, 3]
-                keypoints = runner(images=images)["keypoints"]
+                served = runner(images=images)
+                keypoints, scores = served["keypoints"], served["scores"]
+                assert ((scores > 0) & (scores <= 1)).all()
                 one = runner(images=images[:1])["keypoints"]  # another batch size
                 np.testing.assert_allclose(one, keypoints[:1], atol=1e-4)
             np.save(path + ".keypoints.npy", keypoints)

@@ -168,6 +168,61 @@ def test_tf_data_serves_the_loaders_training_batches(data_dir, train):
     )
 
 
+def test_both_loaders_serve_the_same_jittered_batches(data_dir):
+    """A box jitter is a parameter of the loader's calls: tf.data and the threads
+    give train_batch's batches with it, the plain batches' rows and draws with
+    their boxes moved; a split opened without its surroundings refuses it."""
+    from data_pipeline.pipeline import make_dataset
+
+    source = parse_source(SMALL_SYNTHETIC)
+    jitter = (16.0, 1.25)
+    train = store.open_split(source, "train", data_dir=data_dir, context=True)
+    dataset = make_dataset(
+        source, "train", BATCH, True, SEED, data_dir=data_dir, jitter=jitter
+    )
+    threaded = loader.train_batches(train, SEED, BATCH, 0, 4, workers=2, jitter=jitter)
+    for step, (batch, made) in enumerate(zip(dataset.take(4), threaded)):
+        want = loader.train_batch(train, SEED, step, BATCH, jitter)
+        got = {key: value.numpy() for key, value in batch.items()}
+        assert_same_batch(got, want, what=f"tf.data, step {step}")
+        assert_same_batch(made, want, what=f"threads, step {step}")
+        plain = loader.train_batch(train, SEED, step, BATCH)
+        for key in ("id", "visible", "draws"):
+            np.testing.assert_array_equal(want[key], plain[key])
+        assert not np.array_equal(want["image"], plain["image"])
+    assert step == 3
+    unopened = store.open_split(source, "train", data_dir=data_dir)
+    with pytest.raises(ValueError, match="surroundings"):
+        loader.train_batch(unopened, SEED, 0, BATCH, jitter)
+
+
+def test_the_surroundings_are_the_frames_pixels_about_each_box(data_dir):
+    """Stored once, beside the crops, nothing else left behind: each sample's
+    slice of its 320 x 320 frame at the frame's resolution (step 1), holding the
+    square of twice its box's side about the box's centre, clipped to the
+    frame."""
+    source = parse_source(SMALL_SYNTHETIC)
+    train = store.open_split(source, "train", data_dir=data_dir, context=True)
+    folder = store.folder_for(source, data_dir=data_dir)
+    names = sorted(p.name for p in folder.iterdir() if p.name.startswith("train."))
+    stored = ["train.surroundings.npy", "train.surroundings.u8"]
+    assert names == sorted(
+        [*stored, *(f"train.{k}.npy" for k in store.LABELS)] + ["train.image.u8"]
+    )
+    index = train.context.index
+    offset, height, width, x, y, step = index[:, :6].T
+    x0, y0, side = train.context.boxes.T
+    assert (step == 1).all() and len(index) == len(train)
+    np.testing.assert_array_equal(offset[1:], np.cumsum(height * width * 3)[:-1])
+    assert (x <= np.maximum(x0 - side / 2, 0)).all()
+    assert (y <= np.maximum(y0 - side / 2, 0)).all()
+    assert (x + width >= np.minimum(x0 + 1.5 * side, 320)).all()
+    assert (y + height >= np.minimum(y0 + 1.5 * side, 320)).all()
+    assert (x + width <= 320).all() and (y + height <= 320).all()
+    again = store.open_split(source, "train", data_dir=data_dir, context=True)
+    np.testing.assert_array_equal(again.context.index, index)
+
+
 def test_tf_data_serves_the_loaders_evaluation_batches(data_dir):
     from data_pipeline.pipeline import make_dataset
 

@@ -183,38 +183,80 @@ def test_python_api_checks_heads(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.slow
 def test_robustness_table_and_chart(tmp_path, data_dir, capsys):
-    """hjr reproduce --robustness: a run per head and training, each scored at
-    every shift and scale; the table, the chart and a rerun that skips them."""
+    """hjr reproduce --robustness: a run per head, training and seed, each scored
+    at every shift and scale as `hjr evaluate` scores it; the table and chart of
+    the seeds' means and spreads, and a rerun that skips the runs."""
     out = tmp_path / "robust"
     common = ["--data", SMALL_SYNTHETIC, "--data-dir", str(data_dir), "--out", str(out)]
     argv = ["reproduce", "--robustness", "--preset", "quick", "--steps", "2"]
-    argv += ["--heads", "fc,offsets", "--box-jitter", "16,1.25", *common]
+    argv += ["--heads", "fc", "--box-jitter", "16,1.25", "--seeds", "2", *common]
     assert main(argv) == 0
     table = json.loads((out / "robustness.json").read_text())
-    assert sorted(table["rows"]) == [
-        "fc-jitter",
-        "fc-plain",
-        "offsets-jitter",
-        "offsets-plain",
-    ]
-    assert table["box_jitter"] == [16.0, 1.25]
-    jittered = json.loads((out / "runs" / "fc-jitter" / "config.json").read_text())
-    plain = json.loads((out / "runs" / "fc-plain" / "config.json").read_text())
-    assert jittered["box_jitter"] == [16.0, 1.25] and plain["box_jitter"] == [0, 1]
+    names = ["fc-jitter-seed0", "fc-jitter-seed1", "fc-plain-seed0", "fc-plain-seed1"]
+    assert sorted(table["rows"]) == names
+    assert table["box_jitter"] == [16.0, 1.25] and table["seeds"] == 2
+    for name in names:
+        conf = json.loads((out / "runs" / name / "config.json").read_text())
+        assert conf["seed"] == int(name[-1])
+        jittered = name.startswith("fc-jitter")
+        assert conf["box_jitter"] == ([16.0, 1.25] if jittered else [0, 1])
     for row in table["rows"].values():
         assert set(row["errors"]) == {"1", "1.25"}
         for values in row["errors"].values():
             assert list(values) == ["0", "4", "8", "16", "32"]
             assert all(math.isfinite(v) and v > 0 for v in values.values())
-    text = (out / "robustness.md").read_text()
-    assert text.count("| offsets |") == 2 and "32 px, ×1.25" in text
+    # The table's figure is `hjr evaluate`'s, to the last digit.
+    scored = tmp_path / "scored.json"
+    evaluate = ["evaluate", "--model", str(out / "runs" / "fc-jitter-seed1")]
+    evaluate += ["--no-tta", "--shift", "16", "--scale", "1.25", "--json", str(scored)]
+    assert main([*evaluate, *common[:4]]) == 0
+    epe = json.loads(scored.read_text())["epe"]
+    assert epe == table["rows"]["fc-jitter-seed1"]["errors"]["1.25"]["16"]
+    # Each cell: the mean of the seeds +/- half their range.
+    text, tracking = (out / "robustness.md").read_text().split("## Tracking")
+    seeds = [table["rows"][f"fc-plain-seed{k}"]["errors"]["1.25"]["16"] for k in (0, 1)]
+    cell = f"{sum(seeds) / 2:.2f} ± {abs(seeds[0] - seeds[1]) / 2:.2f}"
+    (line,) = [line for line in text.splitlines() if line.startswith("| fc | as is |")]
+    assert line.startswith("| fc | as is | 2 |") and line.split(" | ")[-2] == cell
+    assert text.count("| fc |") == 2 and "32 px, ×1.25" in text
+    assert "half the range" in text
+    # Tracking the drawn videos: each run's errors with true boxes and tracked.
+    rows = [line for line in tracking.splitlines() if line.startswith("| fc |")]
+    assert len(rows) == 2 and all(line.count("±") == 3 for line in rows), rows
+    video = table["rows"]["fc-plain-seed0"]["video"]
+    assert video["frames"] == 600 and 0 <= video["lost"] <= 600
+    assert video["true_box"] > 0 and video["tracked"] > 0
     assert read_png(out / "robustness.png").shape[1] > 800
     capsys.readouterr()
     assert main(argv) == 0
     assert capsys.readouterr().out.count("done before") == 4
-    refused = [*argv[: -len(common)], "--box-jitter", "8,1.25", *common]
-    capsys.readouterr()
-    assert main(refused) == 2
-    assert "--box-jitter [8.0, 1.25]: the table in" in capsys.readouterr().err
+    for flag, value in (("--box-jitter", "8,1.25"), ("--seeds", "3")):
+        refused = [*argv[: -len(common) - 4], flag, value, *common]
+        assert main(refused) == 2
+        assert f"{flag} " in capsys.readouterr().err
+
+
+def test_a_robustness_folder_of_one_seed_a_run_is_refused(tmp_path, capsys):
+    """An earlier hjr's table (one seed a run, runs/<head>-<training>/, its moved
+    crops cut twice over) is refused in one line, before anything runs."""
+    from hjr.apps.robustness import robustness
+
+    out = tmp_path / "old"
+    out.mkdir()
+    old = {
+        "data": SMALL_SYNTHETIC,
+        "preset": "quick",
+        "steps": 2,
+        "box_jitter": [32.0, 1.25],
+        "shifts": [0, 4, 8, 16, 32],
+        "scales": [1.0, 1.25],
+        "rows": {"fc-plain": {"head": "fc", "training": "plain", "errors": {}}},
+    }
+    (out / "robustness.json").write_text(json.dumps(old))
+    assert main(["reproduce", "--robustness", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "an earlier hjr (one seed a run" in err and err.count("\n") == 1
+    with pytest.raises(UserError, match="earlier hjr"):
+        robustness(out, SMALL_SYNTHETIC, "quick", 2, tmp_path / "data", ["fc"])
+    assert sorted(p.name for p in out.iterdir()) == ["robustness.json"]

@@ -39,6 +39,8 @@ def browse(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if source.kind == "video":
+        return browse_video(source, out, num)
     prepared = open_split(source, split, crop, data_dir, box=box)
     labelled, count = prepared.labelled, len(prepared)
     batch_size = max(1, min(num, 32))
@@ -67,4 +69,40 @@ def browse(
         write_keypoints_csv(out / "keypoints.csv", ids, keypoints)
     write_png(out / "grid.png", contact_sheet(overlays, [f"{i:05d}" for i in ids]))
     print(f"hjr: wrote {len(ids)} of {count} {split} samples of {source} to {out}")
+    return out
+
+
+def browse_video(source: Source, out: Path, num: int = 16) -> Path:
+    """The crops of a video's first `num` hands, as the network would get them from
+    its boxes (its box=, every frame's detections with boxes=), cut as
+    `coco:FILE,boxes=` cuts them: <frame>_<hand>.png and grid.png in `out`."""
+    from data_pipeline.coco import read_detections, square
+    from data_pipeline.crop import cut_square
+    from data_pipeline.video import frames, video_info
+    from hjr.inference.track import _Frames, check_box
+
+    info = video_info(source.path)
+    padding = source.options.get("padding", 1.25)
+    given = source.options.get("box")
+    if given is not None:
+        check_box(given, info)
+    found = {}
+    if source.options.get("boxes"):
+        path, least = source.options["boxes"], source.options["min_score"]
+        for hand in read_detections(path, _Frames(info.frames), least):
+            found.setdefault(hand.image_id, []).append(hand.bbox)
+    tiles, names = [], []
+    for index, frame in frames(source.path):
+        for n, bbox in enumerate(found.get(index, [given] if given else [])):
+            if len(tiles) == num:
+                break
+            crop = cut_square(frame, square(bbox, padding))
+            names.append(f"{index:05d}_{n}")
+            write_png(out / f"{names[-1]}.png", crop)
+            tiles.append(crop)
+        if len(tiles) == num:
+            break
+    if tiles:
+        write_png(out / "grid.png", contact_sheet(tiles[:GRID_MAX], names))
+    print(f"hjr: wrote {len(tiles)} crops of {source} to {out}")
     return out

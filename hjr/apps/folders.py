@@ -45,10 +45,21 @@ def saved_table(path, given: dict, what: str = "reproduce"):
 
 
 def check_table(out, robustness=False, **given):
-    """UserError where the table already in folder `out` (reproduce's, or with
-    `robustness` the robustness table) has other settings than those `given`."""
-    name = ROBUSTNESS if robustness else REPRODUCE
-    saved_table(Path(out) / name, given, "robustness" if robustness else "reproduce")
+    """The table already in folder `out` (reproduce's, or with `robustness` the
+    robustness table), None where there is none; UserError where it has other
+    settings than those `given`. A robustness table without `seeds`, an earlier
+    hjr's (one seed a run, in runs/<head>-<plain|jitter>/, its moved crops cut
+    from resampled surroundings), is refused: its figures are not these."""
+    if not robustness:
+        return saved_table(Path(out) / REPRODUCE, given, "reproduce")
+    path = Path(out) / ROBUSTNESS
+    table = saved_table(path, {}, "robustness")
+    if table is not None and "seeds" not in table:
+        raise UserError(
+            f"{path}: a robustness table of an earlier hjr (one seed a run, moved "
+            "crops cut twice over), not comparable: start the table in a new folder"
+        )
+    return saved_table(path, given, "robustness")
 
 
 def demo_config(out, data="synthetic", head=DEMO_HEAD, steps=None, crop="biased"):

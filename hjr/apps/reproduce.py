@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import keras
-
 from data_pipeline.errors import UserError
 from data_pipeline.files import atomic_path, write_json, write_png
 from data_pipeline.loader import read_visibility
@@ -40,7 +38,7 @@ from hjr.draw import figure_image, new_figure
 from hjr.inference import evaluate
 from hjr.inference.predict import predict
 from hjr.inference.predictors import load_predictor
-from hjr.training.train import run
+from hjr.training.train import run_or_continue
 
 PAPER_HEADS = {"classification": 69.99, "scoremap": 443.42}  # biased, aug, TTA
 
@@ -179,9 +177,7 @@ def _train(run_dir, row, table, data_dir):
     }
     if table["steps"] is not None:  # else each head trains its preset's
         overrides["steps"] = table["steps"]
-    resume = runs.checkpoint(run_dir, "latest") is not None
-    keras.backend.clear_session()  # the previous runs' models and graphs
-    run(run_dir, table["preset"], overrides, resume=resume, data_dir=data_dir)
+    run_or_continue(run_dir, table["preset"], overrides, data_dir)
 
 
 def _score(row, run_dir, predictor, source, data_dir) -> dict:

@@ -1,6 +1,6 @@
 """`hjr bench`: throughput, latency and memory on this machine, in four modes."""
 
-from hjr.cli.flags import DATA, SWITCH, Flag, at_least, declared
+from hjr.cli.flags import DATA, SWITCH, Flag, at_least, declared, existing_model
 
 HELP = "measure throughput and memory here"
 DESCRIPTION = (
@@ -8,10 +8,12 @@ DESCRIPTION = (
     "backend); or, with --train-step, the training step alone on any Keras backend "
     "(KERAS_BACKEND), without TensorFlow; or, with --loader, the input loader alone "
     "(without TensorFlow); or, with --export RUN, the size and latency of a run's "
-    "exported files."
+    "exported files; or, with --tracking MODEL, how fast a model tracks a hand "
+    "through a video, decoding included."
 )
-MODES = ("export", "train_step", "loader")
+MODES = ("export", "train_step", "loader", "tracking")
 _TIMED = {"needs": ("train_step", "loader")}
+_REPEATED = {"needs": ("train_step", "loader", "tracking")}
 FLAGS = {
     "json": Flag("also write the figures to this JSON file", metavar="PATH"),
     "export": Flag(
@@ -23,11 +25,18 @@ FLAGS = {
         "instead: the training batches of --data alone, without TensorFlow",
         kind=SWITCH,
     ),
+    "tracking": Flag(
+        "instead: frames/s of tracking a drawn hand through a 320-px video with this "
+        "run or export (an .onnx or .tflite file for speed), without and with the "
+        "annotated video, decoding included",
+        check=existing_model,
+        metavar="MODEL",
+    ),
     **declared(
         DATA,
         data={"needs": ("loader",)},
         crop={"needs": ("loader",)},
-        data_dir={"needs": ("loader",)},
+        data_dir={"needs": ("loader", "tracking")},
     ),
     "workers": Flag(
         "threads making batches ahead",
@@ -49,6 +58,14 @@ FLAGS = {
         steps_per_execution={"needs": ("train_step",)},
         jit={"needs": ("train_step",)},
     ),
+    "frames": Flag(
+        "frames of the tracked video",
+        type=int,
+        default=300,
+        check=at_least(1),
+        metavar="N",
+        needs=("tracking",),
+    ),
     "timed_steps": Flag(
         "steps (batches) per timed pass",
         type=int,
@@ -63,7 +80,7 @@ FLAGS = {
         default=3,
         check=at_least(1),
         metavar="N",
-        **_TIMED,
+        **_REPEATED,
     ),
     "quick": Flag("fewer steps: minutes on 2 CPU cores", kind=SWITCH),
     **declared(["backbone", "heads"]),
@@ -80,13 +97,21 @@ def check(args):
         raise UserError(f"{' and '.join(map(flag_name, modes))}: give one of them")
     if args.json:
         check_writable(args.json, "the figures", folder_must_exist=True)
-    if not (args.loader or args.train_step):
+    if not (args.loader or args.train_step or args.tracking):
         from hjr.quiet import need_tensorflow
 
         need_tensorflow("hjr bench (but --train-step and --loader)")
 
 
 def run(args, verbose):
+    if args.tracking:  # an export needs only its runtime
+        from hjr.apps.bench_tracking import bench_tracking
+        from hjr.quiet import start_tensorflow
+
+        start_tensorflow(verbose)
+        result = bench_tracking(args.tracking, args.frames, args.repeats, args.data_dir)
+        _print_json(result, args.json)
+        return
     if args.loader:
         from data_pipeline.sources import parse_source
         from hjr.apps.bench_loader import bench_loader

@@ -1,11 +1,20 @@
 """`hjr browse`: the network's input crops as PNGs."""
 
-from hjr.cli.flags import BOXES, DATA, SWITCH, Flag, at_least, box, declared
+from hjr.cli.flags import (
+    BOXES,
+    DATA,
+    SWITCH,
+    Flag,
+    at_least,
+    box,
+    declared,
+    parsed_source_or_video,
+)
 from hjr.quiet import start_tensorflow
 
 HELP = "write the network's input crops as PNGs"
 FLAGS = {
-    **declared(DATA),
+    **declared(DATA, data={"check": parsed_source_or_video}),
     **declared(BOXES),
     **declared(["split"], split={"default": "train"}),
     "augment": Flag(

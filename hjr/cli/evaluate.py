@@ -59,6 +59,12 @@ def run(args, verbose):
         box(args),
     )
     print(evaluate.table(result))
+    if "hands_missed" in result:
+        print(
+            f"hjr: {result['hands_missed']} of {result['hands']} labelled hands were "
+            f"found by none of the {result['detections']} detections (IoU >= 0.5) "
+            "and count in no figure"
+        )
     if result.get("share_hidden") is None:
         print(f"hjr: {source} has no joint visibility: no visible/hidden figures")
     if paths:

@@ -88,7 +88,18 @@ def head_list(text):
 
 
 def parsed_source(key, value):
-    """A --data that parses and names what exists (data_pipeline.sources)."""
+    """A --data that parses and names what exists (data_pipeline.sources), not a
+    video (only hjr predict and hjr browse read one)."""
+    from data_pipeline.sources import parse_source
+
+    if parse_source(value).kind == "video":
+        raise UserError(
+            "a video is read by hjr predict and hjr browse only", key, value
+        )
+
+
+def parsed_source_or_video(key, value):
+    """A --data that parses and names what exists, a video too."""
     from data_pipeline.sources import parse_source
 
     parse_source(value)
@@ -108,10 +119,12 @@ def existing_model(key, value):
 
 DATA_HELP = (
     "the hands to read: synthetic (built-in drawn hands), a folder with the "
-    "competition's training.h5/testing.h5, a folder with RHD_published_v2/, or "
-    "coco:FILE.json (COCO keypoint hands); options after a colon, e.g. "
-    "synthetic:train=2000,test=200, DIR:validation=480, "
-    "coco:FILE.json,images=DIR (docs/data.md)"
+    "competition's training.h5/testing.h5, a folder with RHD_published_v2/, "
+    "coco:FILE.json (COCO keypoint hands, or boxes to predict on; with "
+    "boxes=DETECTIONS.json a detector's boxes on its images), or images:DIR (a "
+    "folder of images, each one hand); options after a colon, e.g. "
+    "synthetic:train=2000,test=200, DIR:validation=480, coco:FILE.json,images=DIR "
+    "(docs/data.md, docs/coco.md)"
 )
 MODEL_HELP = "a training run folder or an hjr export (SavedModel, .onnx, .tflite)"
 _SETTINGS = {
@@ -212,6 +225,13 @@ FLAGS = {
         metavar="H,...",
         default_text="all",
     ),
+    "seeds": Flag(
+        "train each run with the seeds 0 .. N-1 (its --seed) and give each figure "
+        "as their mean +/- half their range",
+        type=int,
+        check=at_least(1),
+        metavar="N",
+    ),
     "backbone": setting("backbone"),
     "precision": setting("precision"),
     "jit": setting("jit"),
@@ -304,10 +324,13 @@ DATA = ("data", "crop", "data_dir")
 BOXES = ("shift", "scale", "box_seed")
 
 
-def box(args) -> tuple:
-    """(shift, scale, seed) of the BOXES flags, checked together: the moved box
-    stays inside the stored surroundings (data_pipeline.boxes)."""
+def box(args):
+    """(shift, scale, seed) of the BOXES flags, checked together (the moved box
+    stays inside the stored surroundings, data_pipeline.boxes); None where they
+    move nothing: the stored crops."""
     from data_pipeline import boxes
 
     boxes.check(args.shift, args.scale)
+    if not boxes.moves(args.shift, args.scale):
+        return None
     return (args.shift, args.scale, args.box_seed)

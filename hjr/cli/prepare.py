@@ -8,11 +8,11 @@ FLAGS = declared(DATA)
 
 def run(args, verbose):
     from data_pipeline.sources import parse_source
-    from data_pipeline.store import folder_for, prepare
+    from data_pipeline.store import HAS_FIELDS, folder_for, prepare
 
     source = parse_source(args.data)
     info = prepare(source, args.crop, args.data_dir)
     sizes = ", ".join(f"{k} {v}" for k, v in info["splits"].items())
     folder = folder_for(source, args.crop, args.data_dir)
-    how = "hand box" if source.kind == "coco" else args.crop
+    how = "hand box" if source.kind in HAS_FIELDS else args.crop
     print(f"hjr: {source} ({how} crops) in {folder}: {sizes}")

@@ -14,7 +14,7 @@ DESCRIPTION = (
 FLAGS = {
     **declared(["data", "data_dir"]),
     **declared(
-        ["preset", "steps", "heads", "box_jitter"],
+        ["preset", "steps", "heads", "box_jitter", "seeds"],
         preset={"default": None, "default_text": "the table's in --out, else paper"},
         steps={"default": None, "default_text": "the table's, else the preset's"},
         heads={"default": None},
@@ -24,15 +24,19 @@ FLAGS = {
             "needs": ("robustness",),
             "help": "with --robustness: the jittered runs' box jitter, PX,S",
         },
+        seeds={
+            "default_text": "the table's in --out, else 2",
+            "needs": ("robustness",),
+        },
     ),
     "out": Flag(
         "the output folder", metavar="DIR", default_text="reproduce/, robustness/"
     ),
     "robustness": Flag(
         "instead: which head survives an imperfect crop: every head trained as is "
-        "and with --box-jitter, scored on validation crops cut from boxes moved by "
-        "0, 4, 8, 16 and 32 px and scaled by 1 and 1.25; writes robustness.md, "
-        "robustness.png and robustness.json",
+        "and with --box-jitter, with --seeds seeds each, scored on validation crops "
+        "cut from boxes moved by 0, 4, 8, 16 and 32 px and scaled by 1 and 1.25; "
+        "writes robustness.md, robustness.png and robustness.json",
         kind=SWITCH,
     ),
 }
@@ -45,7 +49,7 @@ def check(args):
     args.out = args.out or ("robustness" if args.robustness else "reproduce")
     given = dict(data=args.data, preset=args.preset, steps=args.steps)
     if args.robustness:
-        given["box_jitter"] = args.box_jitter
+        given.update(box_jitter=args.box_jitter, seeds=args.seeds)
     check_table(args.out, args.robustness, **given)
     check_writable(args.out, "the table's folder")
 
@@ -57,8 +61,16 @@ def run(args, verbose):
     if args.robustness:
         from hjr.apps.robustness import robustness
 
-        where = (args.preset, args.steps, args.data_dir, args.heads, args.box_jitter)
-        robustness(args.out, args.data, *where)
+        robustness(
+            args.out,
+            args.data,
+            preset=args.preset,
+            steps=args.steps,
+            data_dir=args.data_dir,
+            heads=args.heads,
+            jitter=args.box_jitter,
+            seeds=args.seeds,
+        )
         return
     from hjr.apps.reproduce import reproduce
 

@@ -95,3 +95,28 @@ def expectation(maps):
     x = ops.where(empty, width / 2.0, x / safe)
     y = ops.where(empty, height / 2.0, y / safe)
     return ops.stack([x, y], axis=-1)
+
+
+SCORE_FLOOR = 1e-4  # joint scores stay in (0, 1]
+
+
+def joint_scores(outputs, size: int):
+    """Per-joint scores float32 [B, 21] in (0, 1] of a network's outputs on images
+    of side `size`: the map value under each predicted joint (bilinear, map pixel
+    centres at i + 0.5), clipped to [SCORE_FLOOR, 1]: the map heads' probability
+    (classification: the disk's, offsets: its coarse disk map's) or Gaussian score
+    there; 1 for every joint of a head without maps (fc)."""
+    keypoints = ops.cast(outputs["keypoints"], "float32")
+    if "maps" not in outputs:
+        return ops.ones_like(keypoints[..., 0])
+    maps = ops.cast(outputs["maps"], "float32")  # [B, s, s, 21]
+    side = maps.shape[1]
+    points = keypoints * (side / size) - 0.5  # map pixel indices
+    grid = ops.arange(side, dtype="float32")
+    # Bilinear weights of every map column and row for each joint: [B, 21, s].
+    wx = ops.relu(1.0 - ops.abs(grid[None, None, :] - points[..., 0:1]))
+    wy = ops.relu(1.0 - ops.abs(grid[None, None, :] - points[..., 1:2]))
+    # Elementwise products and sums only: every exporter converts them.
+    rows = ops.sum(maps * ops.transpose(wx, (0, 2, 1))[:, None, :, :], axis=2)
+    values = ops.sum(rows * ops.transpose(wy, (0, 2, 1)), axis=1)  # [B, 21]
+    return ops.clip(values, SCORE_FLOOR, 1.0)

@@ -19,12 +19,20 @@ data_pipeline.keypoints) are left out, the hand box is that of the labelled join
 a joint that no sample labels has a per-joint EPE of None, and the result then
 holds `labelled_joints`, the number of labelled joints (absent where every joint is
 labelled).
+
+Under a move (`hjr evaluate --shift/--scale`, data_pipeline.boxes) the figures are in
+pixels of the crop as it should have been cut, as the robustness table's are: a
+moved crop's predictions and labels are taken back there (data_pipeline.boxes.unmove),
+so its distances are multiplied by its box's scale factor f (kaggle_mse by f^2; the
+PCK@0.2 of the hand's own size does not change; AUC's thresholds are those pixels).
+The result says which in `unit`, and gives the move in `box`.
 """
 
 from pathlib import Path
 
 import numpy as np
 
+from data_pipeline import boxes
 from data_pipeline.files import write_json, write_png
 from data_pipeline.keypoints import JOINT_NAMES, labelled_joints
 from hjr.draw import draw_keypoints, figure_image, new_figure, titled_grid
@@ -34,6 +42,11 @@ PCK_FRACTION = 0.2
 WORST_COUNT = 16  # samples in <stem>.worst.png
 WORST_COLUMNS = 4
 WORST_SCALE = 2  # crop enlargement in <stem>.worst.png
+UNIT = "px of the 128-px crop"
+MOVED_UNIT = (
+    "px of the 128-px crop as it should have been cut (a moved crop's errors "
+    "times its box's scale factor)"
+)
 
 
 def pck_curve(distances, max_px=AUC_MAX_PX, points=61):
@@ -141,10 +154,21 @@ def _visibility_scores(squared, distances, visible, labelled=None) -> dict:
 
 
 def table(result: dict) -> str:
-    """A plain-text table of the headline numbers."""
+    """A plain-text table of the headline numbers, and their unit where the
+    result gives it."""
     keys = [k for k, v in result.items() if isinstance(v, float)]
     width = max(len(k) for k in keys)
-    return "\n".join(f"{k:<{width}}  {result[k]:10.4f}" for k in keys)
+    lines = [f"{k:<{width}}  {result[k]:10.4f}" for k in keys]
+    if "unit" in result:
+        lines.append(f"errors in {result['unit']}")
+    return "\n".join(lines)
+
+
+def in_cut_pixels(points, moves=None) -> np.ndarray:
+    """points float [N, 21, 2] of crops in pixels of the crops as they should have
+    been cut: those of moved crops (moves [N, 3], data_pipeline.boxes) taken back,
+    others as they are."""
+    return np.asarray(points) if moves is None else boxes.unmove(points, moves)
 
 
 def plot_pck(path, curves: dict):
@@ -212,13 +236,16 @@ def worst_rows(predictions, labels, count=WORST_COUNT) -> np.ndarray:
     return np.argsort(-errors, kind="stable")[:count]
 
 
-def plot_worst(path, ids, images, predictions, labels, visible=None):
+def plot_worst(path, ids, images, predictions, labels, visible=None, factors=None):
     """PNG of samples (ids [K], crops uint8 [K, S, S, 3]) with their predictions
     drawn over them (rings: labels; crosses: the labels of hidden joints where
     `visible` is given; unlabelled joints have neither), each titled with its id,
-    mean joint error over its labelled joints, number of hidden joints and, where
-    some are, of unlabelled joints."""
+    mean joint error over its labelled joints (times `factors` [K] where given:
+    moved crops' scale factors), number of hidden joints and, where some are, of
+    unlabelled joints."""
     errors = _image_errors(predictions, labels)
+    if factors is not None:
+        errors = errors * np.asarray(factors)
     unlabelled = ~labelled_joints(labels)
     hidden = None if visible is None else ~np.asarray(visible, bool) & ~unlabelled
     tiles, titles = [], []
@@ -247,7 +274,14 @@ def plot_worst(path, ids, images, predictions, labels, visible=None):
 
 
 def write_report(
-    path, result: dict, predictions, labels, ids=None, visible=None, images=None
+    path,
+    result: dict,
+    predictions,
+    labels,
+    ids=None,
+    visible=None,
+    images=None,
+    moves=None,
 ) -> tuple:
     """Write result (of scores()) as JSON to path and, beside it, <stem>.pck.png
     (the PCK curve), <stem>.joints.png (plot_joints) and, with `ids` and `images`,
@@ -256,19 +290,23 @@ def write_report(
 
     ids: int [N], the sample ids of the rows; visible: bool [N, 21] or None;
     images: a function of sample ids [K] giving their crops uint8 [K, S, S, 3] in
-    that order (e.g. data_pipeline.loader.read_split). Returns the paths written.
+    that order (e.g. data_pipeline.loader.read_split); moves: float [N, 3] where
+    the crops are moved (data_pipeline.boxes): predictions and labels are in
+    their pixels, the curve and the errors in pixels of the crops as they should
+    have been cut (in_cut_pixels), as `result` is. Returns the paths written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, result)
     written = [path]
-    distances = _distances(predictions, labels)[1][labelled_joints(labels)]
+    scored = in_cut_pixels(predictions, moves), in_cut_pixels(labels, moves)
+    distances = _distances(*scored)[1][labelled_joints(labels)]
     written.append(
         plot_pck(path.with_suffix(".pck.png"), {"model": pck_curve(distances)})
     )
     written.append(plot_joints(path.with_suffix(".joints.png"), result))
     if ids is not None and images is not None and len(ids):
-        rows = worst_rows(predictions, labels)
+        rows = worst_rows(*scored)
         chosen = np.asarray(ids)[rows]
         written.append(
             plot_worst(
@@ -278,6 +316,7 @@ def write_report(
                 np.asarray(predictions)[rows],
                 np.asarray(labels)[rows],
                 None if visible is None else np.asarray(visible)[rows],
+                None if moves is None else np.asarray(moves)[rows, 2],
             )
         )
     return tuple(written)
@@ -300,7 +339,9 @@ def evaluate_split(
     with the mean training keypoints' kaggle_mse beside them (the split's own mean
     where the source has no training split); with json_path, write the report
     there. With `box` (shift, scale, seed), on the split's crops cut from moved and
-    scaled boxes (data_pipeline.boxes). Returns (the scores, the paths written)."""
+    scaled boxes (data_pipeline.boxes), the figures in pixels of the crops as they
+    should have been cut (module docstring). Returns (the scores, the paths
+    written)."""
     from data_pipeline.errors import UserError
     from data_pipeline.kaggle_csv import read_keypoints_csv
     from data_pipeline.store import open_split
@@ -328,22 +369,40 @@ def evaluate_split(
     truth = prepared.rows(rows, ("keypoints", "visible"))
     labels = truth["keypoints"]
     visible = truth["visible"] if prepared.has_visibility else None
-    result = scores(predictions, labels, visible)
+    moves = None
+    if box is not None:
+        moves = boxes.evaluation_draws(ids, *box)
+    scored = in_cut_pixels(predictions, moves), in_cut_pixels(labels, moves)
+    result = scores(*scored, visible)
     if prepared.kind == "coco":  # and in the original image's pixels
         from hjr.inference.mmpose_metrics import mmpose_scores
 
         sides, sizes = prepared.fields["box"][rows, 2], prepared.fields["bbox_size"]
-        result.update(mmpose_scores(predictions, labels, sides, sizes[rows]))
+        if moves is not None:  # the boxes' sides as they should have been cut
+            sides = sides / moves[:, 2]
+        result.update(mmpose_scores(*scored, sides, sizes[rows]))
     try:
         mean = runs.mean_keypoints(open_split(source, "train", crop, data_dir))
     except UserError:
         mean = runs.mean_keypoints(labels)
-    result["mean_predictor_kaggle_mse"] = runs.mean_predictor_mse(labels, mean)
+    mean = in_cut_pixels(np.broadcast_to(mean, labels.shape), moves)
+    result["mean_predictor_kaggle_mse"] = runs.mean_predictor_mse(scored[1], mean)
+    result["unit"] = UNIT if moves is None else MOVED_UNIT
+    if source.options.get("boxes"):  # a detector's boxes: the hands they missed
+        from data_pipeline.store import prepare
+
+        found = prepare(source, crop, data_dir)["metadata"]
+        result.update(hands=found["hands"], hands_missed=found["missed"])
+        result["detections"] = found["detections"]
+    if moves is not None:
+        result["box"] = dict(zip(("shift", "scale", "seed"), box))
     if not json_path:
         return result, []
 
     def images(chosen):
         return prepared.rows(prepared.positions(chosen), ("image",))["image"]
 
-    paths = write_report(json_path, result, predictions, labels, ids, visible, images)
+    paths = write_report(
+        json_path, result, predictions, labels, ids, visible, images, moves
+    )
     return result, paths

@@ -40,6 +40,7 @@ from data_pipeline.files import atomic_path, temporary_file, temporary_folder
 from data_pipeline.keypoints import CROP_SIZE, JOINT_NAMES
 from hjr import runs
 from hjr.config import CALIBRATION_CROPS
+from hjr.core.codec import joint_scores
 from hjr.inference.runtimes import (
     MARKER,
     SUFFIXES,
@@ -48,16 +49,18 @@ from hjr.inference.runtimes import (
     is_saved_model,
     open_exported,
 )
-from hjr.inference.tta import predict_keypoints
+from hjr.inference.tta import predict_joints
 from hjr.quiet import converter_output
 
 
-def _resized_keypoints(net, images, size, tta):
-    """Keypoints in the pixels of images uint8 [B, H, W, 3] of any size."""
+def _resized_joints(net, images, size, tta):
+    """Keypoints in the pixels of images uint8 [B, H, W, 3] of any size, and their
+    scores."""
     shape = tf.shape(images)
     scale = tf.cast(tf.stack([shape[2], shape[1]]), tf.float32) / float(size)
     resized = tf.image.resize(tf.cast(images, tf.float32), [size, size])
-    return predict_keypoints(net, resized, tta) * scale
+    joints = predict_joints(net, resized, tta)
+    return {"keypoints": joints["keypoints"] * scale, "scores": joints["scores"]}
 
 
 def export_network(
@@ -72,6 +75,7 @@ def export_network(
     validation=None,
     verbose: bool = False,
     log=None,
+    crop_rule: dict = None,
 ) -> Path:
     """Write net (of hjr.core.model.build_model) to `out` in format `fmt` (FORMATS),
     atomically: into a temporary file or folder beside it, then renamed. An
@@ -79,14 +83,16 @@ def export_network(
 
     quantize (tflite only): "float16" or "int8"; int8 takes `calibration`, uint8
     crops [N, 128, 128, 3]. With `validation` (crops, keypoints [N, 21, 2]) the
-    mean joint error before and after quantization is measured and reported."""
+    mean joint error before and after quantization is measured and reported.
+    crop_rule: the run's (data_pipeline.crop_rule), kept for tracking."""
     out = check_out(out, fmt, overwrite, quantize)
     if quantize == "int8" and calibration is None:
         raise UserError("int8 needs calibration crops", "quantize", quantize)
     if fmt != "savedmodel":
         return _export_file(
-            net, out, conf, tta, fmt, quantize, calibration, validation, verbose, log
-        )
+            net, out, conf, tta, fmt, quantize, calibration, validation, verbose, log,
+            crop_rule,
+        )  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     size = CROP_SIZE
     square = tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")
@@ -94,22 +100,21 @@ def export_network(
 
     def plain(images):
         outputs = net(tf.cast(images, tf.float32), training=False)
-        return {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
+        outputs = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
+        return {**outputs, "scores": joint_scores(outputs, size)}
 
     archive = keras.export.ExportArchive()
     archive.track(net)
     endpoints = {
-        "serving_default": lambda images: {
-            "keypoints": predict_keypoints(net, images, tta)
-        },
+        "serving_default": lambda images: predict_joints(net, images, tta),
         "plain": plain,
-        "tta": lambda images: {"keypoints": predict_keypoints(net, images, True)},
+        "tta": lambda images: predict_joints(net, images, True),
     }
     for name, fn in endpoints.items():
         archive.add_endpoint(name, fn, input_signature=[square])
     archive.add_endpoint(
         "any_size",
-        lambda images: {"keypoints": _resized_keypoints(net, images, size, tta)},
+        lambda images: _resized_joints(net, images, size, tta),
         input_signature=[any_size],
     )
     tmp = temporary_folder(out)
@@ -126,6 +131,7 @@ def export_network(
             "signatures": ["serving_default", "plain", "tta", "any_size"],
             "joint_names": list(JOINT_NAMES),
             "config": conf,
+            **({"crop_rule": crop_rule} if crop_rule else {}),
         }
         (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
         _replace_folder(tmp, out)
@@ -148,15 +154,16 @@ def _replace_folder(new: Path, out: Path) -> None:
 
 
 class ServingModel(keras.Model):
-    """uint8 crops [N, S, S, 3] -> {"keypoints": float32 [N, 21, 2]}: the
-    SavedModel's serving_default as a Keras model, for Keras' exporters."""
+    """uint8 crops [N, S, S, 3] -> {"keypoints": float32 [N, 21, 2], "scores":
+    float32 [N, 21]}: the SavedModel's serving_default as a Keras model, for
+    Keras' exporters."""
 
     def __init__(self, net, tta: bool):
         super().__init__(name="hjr_serving")
         self.net, self.tta = net, bool(tta)
 
     def call(self, images):
-        return {"keypoints": predict_keypoints(self.net, images, self.tta)}
+        return predict_joints(self.net, images, self.tta)
 
 
 def _serving(net, size: int, tta: bool):
@@ -237,7 +244,7 @@ def _temp_file(out: Path) -> Path:
 
 
 def _export_file(
-    net, out, conf, tta, fmt, quantize, calibration, validation, verbose, log
+    net, out, conf, tta, fmt, quantize, calibration, validation, verbose, log, rule
 ):
     log = log or (lambda line: None)
     size = CROP_SIZE
@@ -284,6 +291,7 @@ def _export_file(
                 "shape": [None, size, size, 3],
             },
             "output": {"name": "keypoints", "dtype": "float32", "shape": [None, 21, 2]},
+            "scores": {"name": "scores", "dtype": "float32", "shape": [None, 21]},
             "head": conf["head"],
             "backbone": conf["backbone"],
             "input_size": size,
@@ -291,6 +299,7 @@ def _export_file(
             "quantize": quantize,
             "joint_names": list(JOINT_NAMES),
             "config": conf,
+            **({"crop_rule": rule} if rule else {}),
         }
         if report is not None:
             info["quantization"] = report
@@ -365,4 +374,19 @@ def export(
         validation,
         verbose,
         log,
+        crop_rule=_crop_rule(model, data_dir, log),
     )
+
+
+def _crop_rule(model, data_dir, log):
+    """The run's crop rule (hjr.inference.track), kept in the export for tracking
+    where its training data is not; None (and a line saying so) where that data
+    cannot be read here."""
+    from hjr.inference.track import model_crop_rule
+
+    try:
+        return model_crop_rule(model, data_dir).to_dict()
+    except UserError:
+        if log:
+            log("hjr export: the run's training data is not here: no crop rule kept")
+        return None

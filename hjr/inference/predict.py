@@ -1,30 +1,41 @@
 """`hjr predict`: keypoints of a split from any predictor (hjr.inference.predictors),
 with test-time augmentation (hjr.inference.tta), as the competition's CSV, COCO
-keypoint results (a coco source, `--out *.json`) and PNGs.
+keypoint results (a coco or images source, `--out *.json`, with each joint's score)
+and PNGs: of the crops, or for a coco or images source of the original images with
+every hand drawn.
 """
 
 from pathlib import Path
 
 import numpy as np
 
+from data_pipeline.store import HAS_FIELDS
 from hjr.inference.predictors import Predictor, load_predictor
 
 
-def predict_split(predictor: Predictor, split, tta: bool = True, batch_size=64):
+def predict_split(predictor: Predictor, split, tta: bool = True, batch_size=32):
     """(ids int64 [N], keypoints float32 [N, 21, 2], labels [N, 21, 2]) of a
     prepared split (data_pipeline.store.Split), sorted by id."""
+    return predict_scored(predictor, split, tta, batch_size)[:3]
+
+
+def predict_scored(predictor: Predictor, split, tta: bool = True, batch_size=32):
+    """predict_split's (ids, keypoints, labels) and the joints' scores float32
+    [N, 21] in (0, 1] (hjr.core.codec.joint_scores)."""
     from data_pipeline.loader import eval_batches
 
-    predictions = [
-        predictor.keypoints(batch["image"], tta)
+    parts = [
+        predictor.joints(batch["image"], tta)
         for batch in eval_batches(split, batch_size)
     ]
-    predictions = np.concatenate(predictions) if predictions else np.zeros((0, 21, 2))
+    keypoints = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 21, 2))
+    scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 21))
     order = np.argsort(split.id, kind="stable")
     return (
         split.id[order],
-        predictions[order].astype(np.float32),
+        keypoints[order].astype(np.float32),
         split.keypoints[order],
+        scores[order].astype(np.float32),
     )
 
 
@@ -33,7 +44,7 @@ def predict(
     source,
     split="test",
     tta=True,
-    batch_size=64,
+    batch_size=32,
     out=None,
     visualize=None,
     crop="biased",
@@ -43,10 +54,12 @@ def predict(
 ):
     """Predict a split with `model` (a run folder's best network, an exported
     SavedModel, or a Predictor already loaded); write to `out` the submission CSV
-    or, for a coco source and a `.json` out, COCO keypoint results in the original
-    images' pixels (data_pipeline.coco.results); PNGs to `visualize` when given.
-    With `box` (shift, scale, seed), the split's crops cut from moved and scaled
-    boxes (data_pipeline.boxes); COCO results are mapped back through them.
+    or, for a coco or images source and a `.json` out, COCO keypoint results in the
+    original images' pixels, with scores (data_pipeline.coco.results); PNGs to
+    `visualize` when given: for a coco or images source every original image once,
+    at its size, with its hands drawn; else the first `num_visualize` crops. With
+    `box` (shift, scale, seed), the split's crops cut from moved and scaled boxes
+    (data_pipeline.boxes); COCO results are mapped back through them.
 
     Returns (ids, predictions, labels or None) with rows sorted by id.
     """
@@ -57,24 +70,62 @@ def predict(
     from data_pipeline.store import open_split
 
     as_coco = out is not None and Path(out).suffix.lower() == ".json"
-    if as_coco and source.kind != "coco":
+    if as_coco and source.kind not in HAS_FIELDS:
         raise UserError(
-            f"COCO results need a coco source, not {source}; write a .csv", "out", out
+            f"COCO results need a coco or images source, not {source}; write a .csv",
+            "out",
+            out,
         )
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
     prepared = open_split(source, split, crop, data_dir, box=box)
-    ids, predictions, labels = predict_split(predictor, prepared, tta, batch_size)
+    ids, predictions, labels, scores = predict_scored(
+        predictor, prepared, tta, batch_size
+    )
     labels = labels if prepared.labelled else None
     if as_coco:
         order = source.options.get("order", "coco")
-        write_json(out, results(prepared, ids, predictions, order))
+        write_json(out, results(prepared, ids, predictions, order, scores))
     elif out is not None:
         write_keypoints_csv(out, ids, predictions)
-    if visualize is not None:
+    if visualize is not None and "path" in prepared.fields:
+        draw_images(prepared, ids, predictions, scores, visualize)
+    elif visualize is not None:
         _visualize(
             predictor, prepared, visualize, ids, predictions, labels, num_visualize
         )
     return ids, predictions, labels
+
+
+def draw_images(split, ids, predictions, scores, folder) -> list:
+    """Every image of a coco or images split once, at its size, with each of its
+    hands drawn (box, bones, joints, score: hjr.draw.draw_hands), as
+    `folder`/<image name>.png; returns the paths written."""
+    from data_pipeline.coco import from_crop
+    from data_pipeline.files import read_png, write_png
+    from hjr.draw import draw_hands
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = split.positions(ids)
+    fields = split.fields
+    by_image = {}
+    for row, points, joint_scores in zip(rows, predictions, scores):
+        hand = {
+            "bbox": fields["bbox"][row],
+            "keypoints": from_crop(points, fields["box"][row]),
+            "score": float(fields["score"][row]) * float(np.mean(joint_scores)),
+        }
+        by_image.setdefault(str(fields["path"][row]), []).append(hand)
+    written, names = [], set()
+    for path, hands in by_image.items():
+        name = Path(path).stem
+        if name in names:  # the same name in another folder
+            name = f"{name}-{len(names)}"
+        names.add(name)
+        written.append(
+            write_png(folder / f"{name}.png", draw_hands(read_png(path), hands))
+        )
+    return written
 
 
 def _visualize(predictor, split, folder, ids, predictions, labels, count):

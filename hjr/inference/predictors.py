@@ -12,13 +12,19 @@ from keras import ops
 from data_pipeline.errors import UserError
 from hjr import runs
 from hjr.inference.runtimes import SUFFIXES, info_path, is_saved_model, open_exported
-from hjr.inference.tta import predict_keypoints, turned, turned_back_mean
+from hjr.inference.tta import predict_joints, turned, turned_back_mean
 
 
 class Predictor:
-    """Keypoints (and, for the map heads, maps) of uint8 crops [B, 128, 128, 3]."""
+    """Keypoints, their scores (and, for the map heads, maps) of uint8 crops
+    [B, 128, 128, 3]."""
 
     def keypoints(self, images, tta: bool) -> np.ndarray:
+        return self.joints(images, tta)[0]
+
+    def joints(self, images, tta: bool) -> tuple:
+        """(keypoints float32 [B, 21, 2], scores float32 [B, 21] in (0, 1]:
+        hjr.core.codec.joint_scores; 1 where the model gives none)."""
         raise NotImplementedError
 
     def maps(self, images):
@@ -27,7 +33,7 @@ class Predictor:
 
 
 class TTAKeypoints(keras.Model):
-    """predict_keypoints as a Keras model: predict_on_batch compiles it on any
+    """predict_joints as a Keras model: predict_on_batch compiles it on any
     backend."""
 
     def __init__(self, net, tta):
@@ -35,7 +41,7 @@ class TTAKeypoints(keras.Model):
         self.net, self.tta = net, tta
 
     def call(self, images):
-        return predict_keypoints(self.net, images, self.tta)
+        return predict_joints(self.net, images, self.tta)
 
 
 class NetworkPredictor(Predictor):
@@ -45,9 +51,10 @@ class NetworkPredictor(Predictor):
         self.net = net
         self._models = {tta: TTAKeypoints(net, tta) for tta in (False, True)}
 
-    def keypoints(self, images, tta):
+    def joints(self, images, tta):
         batch = np.asarray(images)
-        return ops.convert_to_numpy(self._models[bool(tta)].predict_on_batch(batch))
+        out = self._models[bool(tta)].predict_on_batch(batch)
+        return tuple(ops.convert_to_numpy(out[k]) for k in ("keypoints", "scores"))
 
     def maps(self, images):
         outputs = self.net(ops.cast(np.asarray(images), "float32"), training=False)
@@ -75,9 +82,13 @@ class SavedModelPredictor(Predictor):
         self._plain = loaded.signatures["plain"]
         self._tta = loaded.signatures["tta"]
 
-    def keypoints(self, images, tta):
+    def joints(self, images, tta):
         signature = self._tta if tta else self._plain
-        return signature(images=self._uint8(images))["keypoints"].numpy()
+        outputs = signature(images=self._uint8(images))
+        keypoints = outputs["keypoints"].numpy()
+        if "scores" in outputs:
+            return keypoints, outputs["scores"].numpy()
+        return keypoints, np.ones(keypoints.shape[:2], np.float32)  # older exports
 
     def maps(self, images):
         outputs = self._plain(images=self._uint8(images))
@@ -122,18 +133,19 @@ class ExportedPredictor(Predictor):
                 "beside the file (its TTA)"
             ) from None
 
-    def keypoints(self, images, tta):
+    def joints(self, images, tta):
         images = np.asarray(images, np.uint8)
         if bool(tta) == self.tta:
-            return self._model.keypoints(images)
+            return self._model.joints(images)
         if self.tta:
             raise UserError(
                 f"{self.path}: exported with TTA, so it predicts with it only; "
                 "leave out --no-tta, or export again without --tta"
             )
-        keypoints = self._model.keypoints(ops.convert_to_numpy(turned(images)))
+        keypoints, scores = self._model.joints(ops.convert_to_numpy(turned(images)))
         mean = turned_back_mean(keypoints, float(images.shape[1]))
-        return ops.convert_to_numpy(mean)
+        scores = scores.reshape(4, len(images), -1).mean(0)
+        return ops.convert_to_numpy(mean), scores
 
     def maps(self, images):
         return None  # an exported file gives keypoints only

@@ -3,6 +3,7 @@ an ONNX file run by onnxruntime, a LiteRT file run by ai_edge_litert's
 interpreter, each with `<file>.json` beside it (written by hjr.inference.export).
 Imports no TensorFlow."""
 
+import json
 import os
 from pathlib import Path
 
@@ -64,6 +65,25 @@ def info_path(out) -> Path:
     return out.with_name(out.name + ".json")
 
 
+def export_info(model):
+    """What `hjr export` wrote about an export (its run's configuration, TTA, crop
+    rule...): a SavedModel's hjr.json, a file's <file>.json; None for a run
+    folder."""
+    path = Path(model)
+    if is_saved_model(path):
+        file = path / MARKER
+    elif path.suffix in SUFFIXES.values():
+        file = info_path(path)
+    else:
+        return None
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError):
+        raise UserError(
+            f"{file}: missing or unreadable; hjr export writes it"
+        ) from None
+
+
 class ExportedModel:
     """An exported ONNX or LiteRT file in its own runtime (onnxruntime; the LiteRT
     interpreter of ai_edge_litert): keypoints of uint8 crops [N, 128, 128, 3]."""
@@ -82,6 +102,8 @@ class ExportedModel:
                 str(path), options, providers=["CPUExecutionProvider"]
             )
             self._input = self._session.get_inputs()[0].name
+            names = {output.name for output in self._session.get_outputs()}
+            self._outputs = [n for n in ("keypoints", "scores") if n in names]
         else:
             from ai_edge_litert.interpreter import Interpreter
 
@@ -94,17 +116,31 @@ class ExportedModel:
                 self._runner(images=np.zeros((1, *shape[1:]), np.uint8))
 
     def keypoints(self, images, batch_size: int = 64) -> np.ndarray:
+        return self.joints(images, batch_size)[0]
+
+    def joints(self, images, batch_size: int = 64) -> tuple:
+        """(keypoints float32 [N, 21, 2], scores float32 [N, 21]: 1 from a file
+        exported before it had scores)."""
         images = np.asarray(images, np.uint8)
         parts = [
             self._run(images[i : i + batch_size])
             for i in range(0, len(images), batch_size)
         ]
-        return np.concatenate(parts) if parts else np.zeros((0, 21, 2), np.float32)
+        if not parts:
+            return np.zeros((0, 21, 2), np.float32), np.zeros((0, 21), np.float32)
+        return tuple(np.concatenate(p) for p in zip(*parts))
 
     def _run(self, images):
         if self.format == "onnx":
-            return self._session.run(["keypoints"], {self._input: images})[0]
-        return self._runner(images=images)["keypoints"]
+            outputs = self._session.run(self._outputs, {self._input: images})
+            outputs = dict(zip(self._outputs, outputs))
+        else:
+            outputs = self._runner(images=images)
+        keypoints = outputs["keypoints"]
+        scores = outputs.get("scores")
+        if scores is None:
+            scores = np.ones(keypoints.shape[:2], np.float32)
+        return keypoints, scores
 
 
 def open_exported(path, threads: int = None) -> ExportedModel:

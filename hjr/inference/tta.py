@@ -5,6 +5,7 @@ the keypoint convention: pixel i covers [i, i+1)) and average."""
 from keras import ops
 
 from hjr.core.augment import rot90_keypoints
+from hjr.core.codec import joint_scores
 
 
 def predict_keypoints(net, images, tta: bool = True):
@@ -13,11 +14,23 @@ def predict_keypoints(net, images, tta: bool = True):
     net: a network built by hjr.core.model.build_model (dict outputs with `keypoints`).
     With tta, the four rotations go through the network as one batch of 4B.
     """
+    return predict_joints(net, images, tta)["keypoints"]
+
+
+def predict_joints(net, images, tta: bool = True) -> dict:
+    """{"keypoints": float32 [B, 21, 2], "scores": float32 [B, 21] in (0, 1]} of
+    images uint8/float [B, S, S, 3] (hjr.core.codec.joint_scores); with tta, both
+    averaged over the four rotations (keypoints turned back first)."""
     images = ops.cast(images, "float32")
+    size = images.shape[1]
     if not tta:
-        return ops.cast(net(images, training=False)["keypoints"], "float32")
-    outputs = net(turned(images), training=False)["keypoints"]
-    return turned_back_mean(outputs, float(images.shape[1]))
+        outputs = net(images, training=False)
+        keypoints = ops.cast(outputs["keypoints"], "float32")
+        return {"keypoints": keypoints, "scores": joint_scores(outputs, size)}
+    outputs = net(turned(images), training=False)
+    scores = ops.mean(ops.stack(ops.split(joint_scores(outputs, size), 4, 0)), 0)
+    keypoints = turned_back_mean(outputs["keypoints"], float(size))
+    return {"keypoints": keypoints, "scores": scores}
 
 
 def turned(images):

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from data_pipeline import loader
+from data_pipeline import boxes, loader
 from data_pipeline.errors import UserError
 from data_pipeline.progress import on_terminal
 from data_pipeline.sources import parse_source
@@ -60,11 +60,18 @@ class _Validation(keras.utils.PyDataset):
 def _inputs(conf, train, validation, start, stop):
     """(training batches start..stop, validation batches) of prepared splits for
     fit: tf.data on TensorFlow (sharded by tf.distribute), else the loader's
-    threads; the same batches either way."""
-    batch_size = conf["batch_size"]
+    threads; the same batches either way (their boxes moved by the run's
+    box_jitter)."""
+    batch_size, jitter = conf["batch_size"], conf["box_jitter"]
     if keras.backend.backend() != "tensorflow":
         batches = loader.train_batches(
-            train, conf["seed"], batch_size, start, stop, LOADER_THREADS
+            train,
+            conf["seed"],
+            batch_size,
+            start=start,
+            stop=stop,
+            workers=LOADER_THREADS,
+            jitter=jitter,
         )
         inputs = ((trainer_inputs(batch),) for batch in batches)
         return inputs, _Validation(validation, batch_size)
@@ -76,7 +83,15 @@ def _inputs(conf, train, validation, start, stop):
     policy = tf.data.experimental.AutoShardPolicy.DATA
     options.experimental_distribute.auto_shard_policy = policy
     options.deterministic = True
-    train = split_dataset(train, batch_size, True, conf["seed"], options, start)
+    train = split_dataset(
+        train,
+        batch_size,
+        training=True,
+        seed=conf["seed"],
+        options=options,
+        start=start,
+        jitter=jitter,
+    )
     validation = split_dataset(validation, batch_size, options=options)
     return train.map(trainer_inputs), validation.map(trainer_inputs)
 
@@ -97,6 +112,17 @@ def run(
     the old run is deleted first."""
     conf = runs.run_config(run_dir, preset, overrides, resume)
     return train(conf, run_dir, resume, dry_run, data_dir, overwrite)
+
+
+def run_or_continue(run_dir, preset, overrides, data_dir=None) -> Path:
+    """A table's run (hjr reproduce, --robustness): continued from its latest
+    checkpoint, else started anew in its folder (where a run stopped before its
+    first checkpoint left its configuration)."""
+    resume = runs.checkpoint(run_dir, "latest") is not None
+    keras.backend.clear_session()  # the previous runs' models and graphs
+    return run(
+        run_dir, preset, overrides, resume, data_dir=data_dir, overwrite=not resume
+    )
 
 
 def train(
@@ -233,14 +259,11 @@ def _end_line(run_dir, start, recorder) -> str:
 
 
 def training_split(conf, source, data_dir=None):
-    """The run's training split; with a box_jitter, with its crops' surroundings
-    (prepared first where they are not) and the jitter its batches take."""
-    shift, scale = conf["box_jitter"]
-    jitter = shift > 0 or scale > 1
-    train = open_split(source, "train", conf["crop"], data_dir, context=jitter)
-    if jitter:
-        train.jitter = (shift, scale)
-    return train
+    """The run's training split; where its box_jitter moves boxes, with its crops'
+    surroundings (prepared first where they are not), which the loader's calls
+    given that jitter cut from."""
+    context = boxes.moves(*conf["box_jitter"])
+    return open_split(source, "train", conf["crop"], data_dir, context=context)
 
 
 def bn_refresh_batches(conf, data_dir=None) -> list:
@@ -255,6 +278,7 @@ def bn_refresh_batches(conf, data_dir=None) -> list:
     batches = []
     for step in range(count):
         keep = min(size, images - step * size)
-        batch = trainer_inputs(loader.train_batch(train, conf["seed"], step, size))
+        made = loader.train_batch(train, conf["seed"], step, size, conf["box_jitter"])
+        batch = trainer_inputs(made)
         batches.append({k: ops.convert_to_tensor(v[:keep]) for k, v in batch.items()})
     return batches
