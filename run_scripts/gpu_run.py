@@ -107,7 +107,9 @@ def main(argv=None) -> int:
         json_out=args.out / "step.json",
     )
     report["step"] = step["train_step"][args.head]
-    phase("train", "train", "--preset", args.preset, *flags, "--out", str(run_dir))
+    # The script starts over in OUT: a run an earlier call left there goes.
+    train = ("train", "--preset", args.preset, *flags, "--out", str(run_dir))
+    phase("train", *train, "--overwrite")
     images = conf["steps"] * conf["batch_size"]
     steps_s = conf["steps"] * report["step"]["ms_per_step"] / 1000
     report["train"] = {

@@ -128,15 +128,18 @@ def test_iou_and_greedy_matching():
     assert pairs[0] is None and pairs[2] is None  # taken; another image
 
 
-def test_an_images_folder_holds_its_crops_as_they_are(tmp_path):
-    crops = open_split(parse_source(SMALL_SYNTHETIC), "test", data_dir=tmp_path / "p")
-    folder = tmp_path / "crops"
+def _crops_folder(crops, folder):
+    """A folder of a split's crops as PNGs, <id>.png, and a file that is not one."""
     folder.mkdir()
     for image, index in zip(crops.image, crops.id):
-        cv2.imwrite(
-            str(folder / f"{index:05d}.png"), np.ascontiguousarray(image[..., ::-1])
-        )
+        cv2.imwrite(str(folder / f"{index:05d}.png"), image[..., ::-1].copy())
     (folder / "notes.txt").write_text("not an image\n")
+    return folder
+
+
+def test_an_images_folder_holds_its_crops_as_they_are(tmp_path):
+    crops = open_split(parse_source(SMALL_SYNTHETIC), "test", data_dir=tmp_path / "p")
+    folder = _crops_folder(crops, tmp_path / "crops")
     split = open_split(
         parse_source(f"images:{folder}"), "test", data_dir=tmp_path / "p"
     )
@@ -234,48 +237,15 @@ def test_predict_behind_a_detector_scores_and_draws_the_photos(tmp_path, capsys)
 @pytest.mark.slow
 def test_an_images_folder_predicts_what_its_crops_predict(tmp_path):
     run = train_small_run(tmp_path / "run", tmp_path / "prepared")
-    where = ["--data-dir", str(tmp_path / "prepared"), "--no-tta"]
-    csv = tmp_path / "crops.csv"
-    assert (
-        main(
-            [
-                "predict",
-                "--model",
-                str(run),
-                "--data",
-                SMALL_SYNTHETIC,
-                *where,
-                "--out",
-                str(csv),
-            ]
-        )
-        == 0
-    )
+    predict = ["predict", "--model", str(run), "--no-tta"]
+    predict += ["--data-dir", str(tmp_path / "prepared")]
+    csv, out = tmp_path / "crops.csv", tmp_path / "results.json"
+    assert main([*predict, "--data", SMALL_SYNTHETIC, "--out", str(csv)]) == 0
     crops = open_split(
         parse_source(SMALL_SYNTHETIC), "test", data_dir=tmp_path / "prepared"
     )
-    folder = tmp_path / "crops"
-    folder.mkdir()
-    for image, index in zip(crops.image, crops.id):
-        cv2.imwrite(
-            str(folder / f"{index:05d}.png"), np.ascontiguousarray(image[..., ::-1])
-        )
-    out = tmp_path / "results.json"
-    assert (
-        main(
-            [
-                "predict",
-                "--model",
-                str(run),
-                "--data",
-                f"images:{folder}",
-                *where,
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    folder = _crops_folder(crops, tmp_path / "crops")
+    assert main([*predict, "--data", f"images:{folder}", "--out", str(out)]) == 0
     expected = np.loadtxt(csv, delimiter=",", skiprows=1)[:, 1:].reshape(-1, 21, 2)
     results = json.loads(out.read_text())
     assert [r["file_name"] for r in results] == [f"{i:05d}.png" for i in crops.id]

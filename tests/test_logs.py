@@ -96,3 +96,14 @@ def test_prepare_shows_progress_as_lines_or_a_bar(tmp_path, terminal):
     tenths = [f"hjr: train: {n}/40 crops ({n * 10 // 4}%)" for n in range(4, 40, 4)]
     assert [line.split(",")[0] for line in train[:-1]] == tenths, log
     assert train[-1].startswith("hjr: train: 40 crops in "), train[-1]
+
+
+@pytest.mark.slow
+def test_the_demo_off_a_terminal_writes_a_short_plain_log(tmp_path):
+    argv = ["demo", "--steps", "4", "--data", SMALL_SYNTHETIC]
+    argv += ["--data-dir", tmp_path / "data", "--out", tmp_path / "demo"]
+    status, log = _hjr(argv, terminal=False)
+    assert status == 0, log
+    assert "\r" not in log and "\x1b" not in log, repr(log[-2000:])
+    assert "hjr demo: done in" in log and "hjr: step 4/4" in log
+    assert len(log.encode()) < 50_000, len(log.encode())
