@@ -121,9 +121,9 @@ class Motion:
     degrees, its size by up to a factor `grow`, `period` frames a cycle."""
 
     travel: float = 70.0
-    turn: float = 60.0
+    turn: float = 45.0
     grow: float = 1.25
-    period: float = 150.0
+    period: float = 300.0  # 10 s at 30 frames/s: up to 3 px and 1 degree a frame
 
 
 def _hand_and_mask(seed: int, index: int):

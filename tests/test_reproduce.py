@@ -225,7 +225,7 @@ def test_robustness_table_and_chart(tmp_path, data_dir, capsys):
     rows = [line for line in tracking.splitlines() if line.startswith("| fc |")]
     assert len(rows) == 2 and all(line.count("±") == 3 for line in rows), rows
     video = table["rows"]["fc-plain-seed0"]["video"]
-    assert video["frames"] == 600 and 0 <= video["lost"] <= 600
+    assert video["frames"] == 900 and 0 <= video["lost"] <= 900
     assert video["true_box"] > 0 and video["tracked"] > 0
     assert read_png(out / "robustness.png").shape[1] > 800
     capsys.readouterr()

@@ -14,7 +14,7 @@ from data_pipeline.crop import biased_box
 from data_pipeline.keypoints import CROP_SIZE
 from data_pipeline.sources import parse_source
 from data_pipeline.store import open_split
-from data_pipeline.video import frames, synthetic_video, video_info
+from data_pipeline.video import Motion, frames, synthetic_video, video_info
 from hjr.cli import main
 from hjr.inference import track
 from hjr.inference.predictors import Predictor
@@ -25,7 +25,7 @@ HAND = 4  # a mid-sized synthetic hand
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
     path = tmp_path_factory.mktemp("video") / "pan.mp4"
-    return path, synthetic_video(path, count=40, hand=HAND)
+    return path, synthetic_video(path, count=40, hand=HAND, motion=Motion(period=100))
 
 
 def test_the_synthetic_video_moves_its_hand_and_its_joints(video):
@@ -49,19 +49,29 @@ def test_the_synthetic_video_moves_its_hand_and_its_joints(video):
 def test_the_crop_rule_comes_out_of_the_training_crops(data_dir):
     train = open_split(parse_source(SMALL_SYNTHETIC), "train", data_dir=data_dir)
     rule = crop_rule.learn(train.keypoints)
-    assert 1.0 < rule.side < 1.6 and all(0.3 < c < 0.7 for c in rule.centre)
-    # On the frames the crops came from, the rule's squares are the biased boxes'
-    # sides to within a few percent for most hands.
+    assert 1.0 < rule.box_side < 1.6 and all(0.3 < c < 0.7 for c in rule.box_centre)
+    assert 2.5 < rule.side < 5 and all(0 < c < 0.5 for c in rule.centre)
+    # On the frames the crops came from, the rule's squares are the biased boxes to
+    # within a few percent for most hands, from the joints' box or from the joints.
     from data_pipeline.synthetic import render_hand_with_visibility
 
-    ratios = []
+    sides, shifts = [], []
     for index in train.id[:20]:
         image, keypoints, _ = render_hand_with_visibility(0, int(index))
         x0, y0, side = biased_box(keypoints, 320, 320)
-        ratios.append(rule.square(keypoints)[2] / side)
-    assert 0.9 < np.median(ratios) < 1.1
+        lo, hi = keypoints.min(0), keypoints.max(0)
+        for square in (rule.square_of_box((*lo, *(hi - lo))), rule.square(keypoints)):
+            sides.append(square[2] / side)
+            shifts.append(np.hypot(square[0] - x0, square[1] - y0) / side)
+    assert 0.9 < np.median(sides) < 1.1 and np.median(shifts) < 0.2
     again = crop_rule.CropRule.from_dict(rule.to_dict())
     assert again == rule
+    # A model whose joints spread less than the labels gets larger squares from
+    # them, so that its own joints give back the crop they came from.
+    shrunk = 64 + (train.keypoints - 64) * 0.9
+    biased = crop_rule.learn(train.keypoints, shrunk)
+    assert biased.side == pytest.approx(rule.side / 0.9, rel=0.02)
+    assert biased.box_side == rule.box_side
 
 
 class Oracle(Predictor):
@@ -95,22 +105,27 @@ def recorded(monkeypatch):
     return squares
 
 
+RULE = crop_rule.CropRule(4.5, (0.0, 0.0), 1.2, (0.5, 0.5))
+
+
 def test_tracking_follows_the_joints_it_finds(video, recorded):
     path, truth = video
     keypoints = truth["keypoints"]
-    rule = crop_rule.CropRule(1.2, (0.5, 0.5))
     lo, hi = keypoints[0].min(0), keypoints[0].max(0)
     oracle = Oracle(keypoints, recorded)
-    stream = track.track(oracle, path, rule, box=(*lo, *(hi - lo)))
+    stream = track.track(oracle, path, RULE, box=(*lo, *(hi - lo)))
     found = [hands[0] for _, hands in stream]
     assert len(found) == 40
     assert [f.how for f in found] == ["given"] + ["tracked"] * 39
     assert not any(f.lost for f in found)
+    assert found[0].square == RULE.square_of_box((*lo, *(hi - lo)))
     for n, hand in enumerate(found):
         np.testing.assert_allclose(hand.keypoints, keypoints[n], atol=1e-3)
-        if n:  # each square is the rule's on the joints found in the frame before
-            expected = rule.square(keypoints[n - 1])
-            np.testing.assert_allclose(hand.square, expected, atol=1e-3)
+        if n:  # each square: the rule's on the joints found in the frame before,
+            # its centre moved on by the squares' damped motion
+            rule = np.array(RULE.square(keypoints[n - 1]))
+            assert hand.square[2] == pytest.approx(rule[2])
+            assert np.hypot(*(np.array(hand.square[:2]) - rule[:2])) < 12
     # The hand stays inside its crop as it moves: every joint, every frame.
     inside = [
         ((k >= s[:2]) & (k <= np.add(s[:2], s[2]))).all()
@@ -119,10 +134,25 @@ def test_tracking_follows_the_joints_it_finds(video, recorded):
     assert all(inside)
 
 
+def test_squares_move_on_with_the_hands_motion():
+    """A hand moving 3 px a frame: the next square is the rule's on this frame's
+    joints moved on by the damped motion, soon one whole step ahead (the joints
+    found are a frame old when the next frame is cut)."""
+    motion, before = np.zeros(2), None
+    for n in range(12):
+        found = (3.0 * n, 1.0, 50.0)  # the rule's square on frame n's joints
+        square, motion = track._next_square(before, found, motion)
+        before = found
+    assert motion == pytest.approx([3.0, 0.0], abs=0.01)
+    assert square == pytest.approx((3.0 * 11 + 3.0, 1.0, 50.0), abs=0.01)
+    still, _ = track._next_square(None, (5.0, 6.0, 40.0), np.zeros(2))
+    assert still == (5.0, 6.0, 40.0)  # a start: no motion yet
+
+
 def test_a_lost_hand_goes_back_to_the_given_box_or_a_detection(video, recorded):
     path, truth = video
     keypoints = truth["keypoints"]
-    rule = crop_rule.CropRule(1.2, (0.5, 0.5))
+    rule = RULE
     given = (10.0, 10.0, 50.0, 50.0)
     lo, hi = keypoints[20].min(0), keypoints[20].max(0)
     from data_pipeline.coco import Hand

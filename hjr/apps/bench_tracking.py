@@ -32,7 +32,7 @@ def bench_tracking(model, frames=300, repeats=3, data_dir=None) -> dict:
     from hjr.inference.track import model_crop_rule, predict_video
 
     predictor = load_predictor(model)
-    rule = model_crop_rule(model, data_dir)  # once: not part of the timed passes
+    rule = model_crop_rule(model, data_dir, predictor)  # once, not timed
     with tempfile.TemporaryDirectory(prefix="hjr-bench-video-") as scratch:
         video = Path(scratch) / "hand.mp4"
         truth = synthetic_video(video, count=frames, hand=HAND)["keypoints"]

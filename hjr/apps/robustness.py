@@ -65,7 +65,7 @@ SEEDS = 2  # training seeds 0 .. SEEDS - 1 per head and training
 # deviation of two would claim more than they show.
 SPREAD = "half the range over the seeds"
 # The tracking videos: hands of the synthetic test frames (never trained on).
-VIDEO = {"hands": [TEST_INDEX_OFFSET + n for n in (1, 2, 3)], "frames": 200}
+VIDEO = {"hands": [TEST_INDEX_OFFSET + n for n in (1, 2, 3)], "frames": 300}
 
 
 def robustness(
@@ -224,7 +224,7 @@ def _track(predictor, run_dir, videos, data_dir) -> dict:
     and the frames it lost (hjr.inference.track.video_errors)."""
     from hjr.inference.track import model_crop_rule, video_errors
 
-    rule = model_crop_rule(run_dir, data_dir)
+    rule = model_crop_rule(run_dir, data_dir, predictor)
     found = [video_errors(predictor, path, truth, rule) for path, truth in videos]
     frames = sum(f["frames"] for f in found)
     return {

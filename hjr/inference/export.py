@@ -374,18 +374,19 @@ def export(
         validation,
         verbose,
         log,
-        crop_rule=_crop_rule(model, data_dir, log),
+        crop_rule=_crop_rule(model, net, data_dir, log),
     )
 
 
-def _crop_rule(model, data_dir, log):
+def _crop_rule(model, net, data_dir, log):
     """The run's crop rule (hjr.inference.track), kept in the export for tracking
     where its training data is not; None (and a line saying so) where that data
     cannot be read here."""
+    from hjr.inference.predictors import NetworkPredictor
     from hjr.inference.track import model_crop_rule
 
     try:
-        return model_crop_rule(model, data_dir).to_dict()
+        return model_crop_rule(model, data_dir, NetworkPredictor(net)).to_dict()
     except UserError:
         if log:
             log("hjr export: the run's training data is not here: no crop rule kept")

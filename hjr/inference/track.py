@@ -3,10 +3,12 @@ frame by a detector's boxes.
 
 Tracking (`box=X,Y,W,H`), as MediaPipe's hand landmark model tracks: the hand's box is
 given in the first frame; each next frame's crop is cut around the joints found in the
-frame before, by the rule of the model's training crops (data_pipeline.crop_rule:
-read off its training data), so every crop has the geometry the model learned. Where
-the joints are lost (their mean score under `lost`, or collapsed to a point), the next
-frame starts again from that frame's best detection (with `boxes=`) or the given box.
+frame before, by the rule of the model's training crops (data_pipeline.crop_rule: read
+off its training data and its own predictions there), so every crop has the geometry
+the model learned, moved on by the hand's recent motion (a damped velocity of the
+square's centre: the joints found are a frame old). Where the joints are lost (their
+mean score under `lost`, or collapsed to a point), the next frame starts again from
+that frame's best detection (with `boxes=`) or the given box.
 
 Detections alone (`boxes=DETS.json`): every box of a COCO detection results list
 (image_id = the frame's index) is one hand, cut as `coco:FILE,boxes=DETS.json` cuts
@@ -28,6 +30,11 @@ from data_pipeline.errors import UserError
 from data_pipeline.keypoints import CROP_SIZE
 
 LOST_SCORE = 0.1  # mean joint score under which the hand counts as lost
+# Each frame's move of the square carries on into the next with this weight on the
+# moves before it: the joints found are a frame old, and a hand in motion keeps
+# moving; half damps the joints' noise without lagging behind.
+MOMENTUM = 0.5
+RULE_CROPS = 480  # validation crops the crop rule's joints part is learned on
 SMALLEST_HAND = 4.0  # px: joints within a box this small have collapsed
 
 
@@ -48,13 +55,15 @@ class Frame:
         return self.box_score * float(np.mean(self.scores))
 
 
-def model_crop_rule(model, data_dir=None) -> CropRule:
+def model_crop_rule(model, data_dir=None, predictor=None) -> CropRule:
     """The crop rule of a run folder or an hjr export: the export's own (`hjr
-    export` writes it), else learned from the training split of the run's source
-    (prepared first where it is not)."""
+    export` writes it), else learned from the run's source (prepared first where
+    it is not): its validation crops' labels and the model's predictions on them
+    (`predictor`, else the model loaded)."""
     from data_pipeline.sources import parse_source
     from data_pipeline.store import open_split
     from hjr import runs
+    from hjr.inference.predictors import load_predictor
     from hjr.inference.runtimes import export_info
 
     info = export_info(model)
@@ -63,14 +72,17 @@ def model_crop_rule(model, data_dir=None) -> CropRule:
     conf = info["config"] if info is not None else runs.load_config(model)
     try:
         source = parse_source(conf["data"])
-        train = open_split(source, "train", conf.get("crop", "biased"), data_dir)
+        crops = open_split(source, "validation", conf.get("crop", "biased"), data_dir)
     except UserError as error:
         raise UserError(
             f"{model}: tracking cuts crops as the model's training data was cut, and "
             f"that data cannot be read here ({error}); export the model where it can "
             "(hjr export keeps the rule)"
         ) from None
-    return learn(train.keypoints)
+    predictor = predictor or load_predictor(model)
+    first = crops.rows(np.arange(min(len(crops), RULE_CROPS)), ("image", "keypoints"))
+    found = predictor.joints(first["image"], False)[0]
+    return learn(first["keypoints"], found)
 
 
 def _to_frame(points, square):
@@ -102,7 +114,7 @@ def track(predictor, video, rule, box=None, detections=None, tta=False,
     from data_pipeline.video import frames
 
     detections = detections or {}
-    square, how = None, "given"
+    square, how, motion, before = None, "given", np.zeros(2), None
     for index, frame in frames(video):
         found = detections.get(index, [])
         if box is None:
@@ -122,14 +134,30 @@ def track(predictor, video, rule, box=None, detections=None, tta=False,
             start = box if best is None else best.bbox
             how = "given" if best is None else "detected"
             box_score = 1.0 if best is None else best.score
-            square = rule.square_of_box(start)
+            square, motion, before = rule.square_of_box(start), np.zeros(2), None
         keypoints, scores = _predict(predictor, frame, [square], tta)
         lost = _lost(keypoints[0], scores[0], lost_score)
         yield frame, [
             Frame(index, square, keypoints[0], scores[0], box_score, how, lost)
         ]
-        square = None if lost else rule.square(keypoints[0])
+        if lost:
+            square = None
+        else:
+            found = rule.square(keypoints[0])
+            square, motion = _next_square(before, found, motion)
+            before = found
         how = "tracked"
+
+
+def _next_square(before, found, motion, momentum=MOMENTUM):
+    """The next frame's square: the rule's square on this frame's joints (`found`),
+    moved on by the damped motion of those squares from frame to frame (`before`:
+    the frame before's; None at a start); returns (square, motion)."""
+    found = np.asarray(found, np.float64)
+    if before is not None:
+        step = found[:2] - np.asarray(before, np.float64)[:2]
+        motion = momentum * motion + (1 - momentum) * step
+    return (found[0] + motion[0], found[1] + motion[1], found[2]), motion
 
 
 def check_box(box, info):
@@ -170,7 +198,7 @@ def predict_video(model, source, out=None, visualize=None, tta=False, data_dir=N
             detections.setdefault(hand.image_id, []).append(hand)
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
     if rule is None and box is not None:
-        rule = model_crop_rule(model, data_dir)
+        rule = model_crop_rule(model, data_dir, predictor)
     stream = track(
         predictor, source.path, rule, box, detections, tta,
         padding=source.options.get("padding", 1.25),
@@ -266,15 +294,16 @@ def _drawn(frame, hands):
 def video_errors(predictor, path, keypoints, rule, tta=False) -> dict:
     """How well a model follows the hand of a video whose joints are known
     (keypoints float [T, 21, 2], continuous frame pixels): the mean joint error
-    (frame pixels) with the true box in every frame (the rule's square about the
-    true joints: the crop the model was trained to see), and tracked from the
-    first frame's true box (track), with the frames it lost."""
+    (frame pixels) with the true box in every frame (the square about the true
+    joints' box, as the training crops sit about their labels' box), and tracked
+    from the first frame's true box (track), with the frames it lost."""
     from data_pipeline.video import frames
 
     keypoints = np.asarray(keypoints, np.float64)
     true_box = []
     for index, frame in frames(path):
-        square = rule.square(keypoints[index])
+        lo, hi = keypoints[index].min(0), keypoints[index].max(0)
+        square = rule.square_of_box((*lo, *(hi - lo)))  # the labels' geometry
         found, _ = _predict(predictor, frame, [square], tta)
         true_box.append(np.linalg.norm(found[0] - keypoints[index], axis=-1).mean())
     lo, hi = keypoints[0].min(0), keypoints[0].max(0)
