@@ -158,6 +158,7 @@ def test_data_parallel_on_two_jax_devices_trains_like_one(tmp_path, data_dir):
     common = ["train", "--preset", "quick", "--head", "fc", "--steps", "4"]
     common += ["--eval-every", "2", "--batch-size", "8", "--max-angle", "20"]
     common += ["--bn-refresh", "24", "--flip"]
+    common += ["--optimizer", "adam", "--lr", "3e-3", "--warmup-steps", "0"]
     common += ["--data", SMALL_SYNTHETIC, "--data-dir", data_dir]
     histories = {}
     for strategy in ("one-device", "mirrored"):

@@ -102,8 +102,9 @@ def test_config_round_trip_rebuilds_the_same_model(head, tmp_path):
 
 @pytest.mark.slow
 def test_run_folder_same_seed_same_losses_and_resume(tmp_path, data_dir):
-    # A constant learning rate: with a decay, a longer run has another schedule.
-    constant = {"lr_schedule": "constant"}
+    # A constant learning rate: with a decay or a warm-up that scales with the
+    # steps, a longer run has another schedule.
+    constant = {"lr_schedule": "constant", "warmup_steps": 0}
     full = train(
         tiny_conf("fc", steps=6, **constant), tmp_path / "full", data_dir=data_dir
     )
