@@ -6,10 +6,21 @@ LINE_SECONDS have passed, and one at the end; no carriage return, no colour.
 """
 
 import sys
+import threading
 import time
 
 LINE_SECONDS = 30.0
 TENTHS_FROM = 20  # fewer items: no line per tenth, only the last one
+# Set by hjr's SIGTERM handler along with the KeyboardInterrupt it raises. Python
+# drops an exception raised while a garbage-collector callback runs (JAX has one),
+# so the long loops (each item here, each training step) check this too.
+STOP_ASKED = threading.Event()
+
+
+def stop_if_asked() -> None:
+    """KeyboardInterrupt if a stop was asked for (STOP_ASKED) and is still pending."""
+    if STOP_ASKED.is_set():
+        raise KeyboardInterrupt
 
 
 def on_terminal(stream=None) -> bool:
@@ -37,11 +48,14 @@ def progress(items, total: int = None, what: str = "hjr", unit: str = "items"):
     if on_terminal(sys.stderr):
         from tqdm import tqdm
 
-        yield from tqdm(items, total=total, desc=what, unit=f" {unit}", leave=False)
+        for item in tqdm(items, total=total, desc=what, unit=f" {unit}", leave=False):
+            stop_if_asked()
+            yield item
         return
     started = last = time.monotonic()
     count = tenths = 0
     for item in items:
+        stop_if_asked()
         yield item
         count += 1
         now = time.monotonic()

@@ -211,3 +211,34 @@ def test_bn_refresh_validates_and_saves_the_re_estimated_statistics(
         np.abs(keras.ops.convert_to_numpy(v) - s).max() for v, s in zip(norms, saved)
     )
     assert (change < 1e-4) == bool(images), change
+
+
+@pytest.mark.slow
+def test_a_stop_whose_interrupt_python_dropped_still_ends_the_run(tmp_path, data_dir):
+    """SIGTERM's KeyboardInterrupt raised inside a garbage-collector callback (JAX has
+    one) is dropped by Python; the stop it asked for (STOP_ASKED) ends the run at its
+    next step, as an interrupted run, its last checkpoint loadable."""
+    import threading
+    import time
+
+    from data_pipeline import progress
+    from hjr import runs
+
+    run_dir = tmp_path / "run"
+
+    def ask_after_the_first_checkpoint():
+        deadline = time.monotonic() + 300
+        while runs.checkpoint(run_dir) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        progress.STOP_ASKED.set()  # what the handler sets, its exception lost
+
+    threading.Thread(target=ask_after_the_first_checkpoint, daemon=True).start()
+    argv = ["train", "--preset", "quick", "--head", "fc", "--backbone", "tiny"]
+    argv += ["--data", SMALL_SYNTHETIC, "--data-dir", str(data_dir)]
+    argv += ["--steps", "2000", "--eval-every", "2", "--batch-size", "8"]
+    assert main([*argv, "--out", str(run_dir)]) == 130
+    assert not progress.STOP_ASKED.is_set()  # the next command starts afresh
+    steps = pd.read_csv(run_dir / "history.csv")["step"].tolist()
+    assert steps and steps[-1] < 100, steps
+    net = load_network(run_dir)
+    assert net.count_params() > 0

@@ -16,6 +16,7 @@ import sys
 
 from data_pipeline.errors import UserError
 from data_pipeline.files import permission_line
+from data_pipeline.progress import STOP_ASKED
 from hjr.cli import (
     bench,
     browse,
@@ -80,9 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 @contextlib.contextmanager
 def _stopped_as_interrupted():
     """SIGTERM (docker stop, Slurm's time limit, kill) ends hjr as Ctrl-C does:
-    what it was writing is cleaned up (temporary files and folders) on the way out."""
+    what it was writing is cleaned up (temporary files and folders) on the way out.
+    Where Python drops the exception (raised inside a garbage-collector callback),
+    the next training step or item of a long loop raises it (STOP_ASKED)."""
 
     def stop(number, frame):
+        STOP_ASKED.set()
         raise KeyboardInterrupt
 
     try:
@@ -90,10 +94,12 @@ def _stopped_as_interrupted():
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
+    STOP_ASKED.clear()
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        STOP_ASKED.clear()
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 from keras import ops
 
 from data_pipeline.files import atomic_path, write_png
-from data_pipeline.progress import duration
+from data_pipeline.progress import duration, stop_if_asked
 from hjr import runs
 from hjr.draw import draw_keypoints, figure_image, new_figure
 from hjr.quiet import has_tensorflow
@@ -41,6 +41,7 @@ class StopAtStep(keras.callbacks.Callback):
         self.epoch_start = self.done
 
     def on_train_batch_end(self, batch, logs=None):
+        stop_if_asked()  # a SIGTERM whose KeyboardInterrupt Python dropped
         self.done = self.epoch_start + batch + 1
         if self.done >= self.total:
             self.model.stop_training = True
