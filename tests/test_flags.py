@@ -42,6 +42,8 @@ def test_every_data_flag_names_every_source(command):
     text = " ".join(data.help.split())
     for source in ("synthetic", "training.h5", "RHD_published_v2", "coco:"):
         assert source in text, (command, source)
+    # only the commands that read a video name it
+    assert ("video:" in text) == (command in ("predict", "browse")), command
 
 
 def test_a_shared_flag_reads_and_defaults_the_same_everywhere():
@@ -53,7 +55,8 @@ def test_a_shared_flag_reads_and_defaults_the_same_everywhere():
         helps = set()
         for name in takers:
             action = next(a for a in _flags(name) if a.dest == key)
-            helps.add(action.help.split(" (default")[0])
+            # the commands that also read a video add that source to --data's help
+            helps.add(action.help.split(" (default")[0].split("; here also video:")[0])
         assert len(helps) == 1, (key, helps)
     sizes = {
         COMMANDS[name].FLAGS["batch_size"].default

@@ -8,13 +8,13 @@ from hjr.cli.flags import (
     at_least,
     box,
     declared,
-    parsed_source_or_video,
+    with_video,
 )
 from hjr.quiet import start_tensorflow
 
 HELP = "write the network's input crops as PNGs"
 FLAGS = {
-    **declared(DATA, data={"check": parsed_source_or_video}),
+    **declared(DATA, data=with_video()),
     **declared(BOXES),
     **declared(["split"], split={"default": "train"}),
     "augment": Flag(

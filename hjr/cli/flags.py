@@ -105,6 +105,11 @@ def parsed_source_or_video(key, value):
     parse_source(value)
 
 
+def with_video() -> dict:
+    """declared()'s changes to --data for the commands that also read a video."""
+    return {"check": parsed_source_or_video, "help": DATA_HELP + VIDEO_HELP}
+
+
 def existing(key, value):
     if not os.path.exists(value):
         raise UserError("no such file or folder", key, value)
@@ -125,6 +130,10 @@ DATA_HELP = (
     "folder of images, each one hand); options after a colon, e.g. "
     "synthetic:train=2000,test=200, DIR:validation=480, coco:FILE.json,images=DIR "
     "(docs/data.md, docs/coco.md)"
+)
+VIDEO_HELP = (
+    "; here also video:FILE[,box=X,Y,W,H][,boxes=DETECTIONS.json] (a video, its hand "
+    "tracked from one box or found by a detector's boxes; docs/cli.md#videos)"
 )
 MODEL_HELP = "a training run folder or an hjr export (SavedModel, .onnx, .tflite)"
 _SETTINGS = {
