@@ -73,6 +73,15 @@ class CropRule:
             raise UserError(f"not a crop rule: {value!r}") from None
 
 
+def joints_box(points) -> tuple:
+    """(x, y, w, h): the box of joints float [21, 2] (NaN joints left out), the hand
+    box that CropRule.square_of_box takes."""
+    points = np.asarray(points, np.float64)
+    points = points[labelled_joints(points)]
+    lo, hi = points.min(0), points.max(0)
+    return (*lo, *(hi - lo))
+
+
 def _spread(points):
     """(mean [2], root mean square distance from it) of the labelled joints."""
     points = points[labelled_joints(points)]

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from data_pipeline.coco import file_joints
+from data_pipeline.crop_rule import joints_box
 from data_pipeline.examples import TEST_INDEX_OFFSET
 from data_pipeline.sources import Source
 from hjr.apps.bench_timing import time_calls
@@ -36,8 +37,7 @@ def bench_tracking(model, frames=300, repeats=3, data_dir=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="hjr-bench-video-") as scratch:
         video = Path(scratch) / "hand.mp4"
         truth = synthetic_video(video, count=frames, hand=HAND)["keypoints"]
-        lo, hi = truth[0].min(0), truth[0].max(0)
-        source = Source("video", video, {"box": [*lo, *(hi - lo)], "min_score": 0.0})
+        source = Source("video", video, {"box": joints_box(truth[0]), "min_score": 0.0})
         out = Path(scratch) / "results.json"
 
         def tracking(drawn=None):

@@ -4,17 +4,17 @@ from hjr.cli.flags import (
     BOXES,
     DATA,
     SWITCH,
+    WITH_VIDEO,
     Flag,
     at_least,
     box,
     declared,
-    with_video,
 )
 from hjr.quiet import start_tensorflow
 
 HELP = "write the network's input crops as PNGs"
 FLAGS = {
-    **declared(DATA, data=with_video()),
+    **declared(DATA, data=WITH_VIDEO),
     **declared(BOXES),
     **declared(["split"], split={"default": "train"}),
     "augment": Flag(

@@ -105,11 +105,6 @@ def parsed_source_or_video(key, value):
     parse_source(value)
 
 
-def with_video() -> dict:
-    """declared()'s changes to --data for the commands that also read a video."""
-    return {"check": parsed_source_or_video, "help": DATA_HELP + VIDEO_HELP}
-
-
 def existing(key, value):
     if not os.path.exists(value):
         raise UserError("no such file or folder", key, value)
@@ -135,6 +130,8 @@ VIDEO_HELP = (
     "; here also video:FILE[,box=X,Y,W,H][,boxes=DETECTIONS.json] (a video, its hand "
     "tracked from one box or found by a detector's boxes; docs/cli.md#videos)"
 )
+# declared()'s changes to --data for the commands that also read a video
+WITH_VIDEO = {"check": parsed_source_or_video, "help": DATA_HELP + VIDEO_HELP}
 MODEL_HELP = "a training run folder or an hjr export (SavedModel, .onnx, .tflite)"
 _SETTINGS = {
     **config.SETTINGS,

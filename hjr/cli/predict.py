@@ -2,12 +2,12 @@
 results, and pictures; a video's hands, tracked or detected, as COCO results per
 frame and an annotated video."""
 
-from hjr.cli.flags import BOXES, DATA, Flag, box, declared, with_video
+from hjr.cli.flags import BOXES, DATA, WITH_VIDEO, Flag, box, declared
 
 HELP = "write a Kaggle submission CSV or COCO keypoint results"
 FLAGS = {
     **declared(["model"], model={"required": True}),
-    **declared(DATA, data=with_video()),
+    **declared(DATA, data=WITH_VIDEO),
     **declared(BOXES),
     **declared(["split", "tta", "batch_size"], split={"default": "test"}),
     "out": Flag(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_pipeline.crop import cut_square
-from data_pipeline.crop_rule import CropRule, learn
+from data_pipeline.crop_rule import CropRule, joints_box, learn
 from data_pipeline.errors import UserError
 from data_pipeline.keypoints import CROP_SIZE
 
@@ -298,13 +298,12 @@ def video_errors(predictor, path, keypoints, rule, tta=False) -> dict:
     keypoints = np.asarray(keypoints, np.float64)
     true_box = []
     for index, frame in frames(path):
-        lo, hi = keypoints[index].min(0), keypoints[index].max(0)
-        square = rule.square_of_box((*lo, *(hi - lo)))  # the labels' geometry
+        # the square about the true joints' box: the labels' geometry
+        square = rule.square_of_box(joints_box(keypoints[index]))
         found, _ = _predict(predictor, frame, [square], tta)
         true_box.append(np.linalg.norm(found[0] - keypoints[index], axis=-1).mean())
-    lo, hi = keypoints[0].min(0), keypoints[0].max(0)
     tracked, lost = [], 0
-    for _, (hand,) in track(predictor, path, rule, (*lo, *(hi - lo)), tta=tta):
+    for _, (hand,) in track(predictor, path, rule, joints_box(keypoints[0]), tta=tta):
         error = np.linalg.norm(hand.keypoints - keypoints[hand.index], axis=-1)
         tracked.append(error.mean())
         lost += hand.lost
